@@ -1,0 +1,43 @@
+# Two commands do everything on a fresh machine:
+#   make run    the operator on your cluster (or on the local control plane), with examples
+#   make test   every test: unit, then integration and end-to-end on the local control plane
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test unit lint crds cluster-up cluster-down bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	hack/run.sh
+
+test: $(STAMP)
+	hack/cluster.sh up
+	KUBECONFIG=$$(hack/cluster.sh kubeconfig) $(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+crds: $(STAMP)
+	$(BIN)/workunits crds --output-dir crds
+
+cluster-up:
+	hack/cluster.sh up
+
+cluster-down:
+	hack/cluster.sh down
+
+clean:
+	rm -rf $(VENV) .run

@@ -1,0 +1,259 @@
+"""WorkJob: a large job broken into WorkUnits by generators, and put back together."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from workunits.api.common import DNS_LABEL, Condition, Model, ObjectMeta
+from workunits.api.workunit import Phase, WorkUnitSpec
+
+
+class Range(Model):
+    """Items start, start+step, ... up to but not including end."""
+
+    start: int = Field(default=0, description="start: the first item. Default 0.")
+    end: int = Field(description="end: items stop before this.")
+    step: int = Field(
+        default=1,
+        description="step: the distance between items; negative counts down. Default 1.",
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": "self != 0", "message": "step must not be 0"}]
+        },
+    )
+
+
+class Chunks(Model):
+    """Chunks of a total size: each item is {start, end} (end exclusive), the last shorter."""
+
+    total: int = Field(ge=0, description="total: the size to split, such as a row count.")
+    size: int = Field(ge=1, description="size: the size of each chunk.")
+    offset: int = Field(default=0, description="offset: where the first chunk starts.")
+
+
+class ConfigMapItems(Model):
+    """Items read from a ConfigMap key holding a JSON list, or one item per line."""
+
+    name: str = Field(description="name: the ConfigMap, in the WorkJob's namespace.")
+    key: str = Field(description="key: the key holding the items.")
+    format: Literal["json", "lines"] = Field(
+        default="json", description="format: json (a list) or lines. Default json."
+    )
+
+
+class FromTask(Model):
+    """Items from an earlier task's results: its units' results in index order, flattened."""
+
+    task: str = Field(description="task: the earlier task (it must be in dependsOn).")
+    flatten: bool = Field(
+        default=True,
+        description="flatten: a result that is a list gives one item per element. Default true.",
+    )
+
+
+class Generator(Model):
+    """Where a task's items come from. Exactly one field is set."""
+
+    items: list[Any] | None = Field(
+        default=None,
+        description="items: the items themselves (any JSON).",
+        json_schema_extra={"items": {"x-kubernetes-preserve-unknown-fields": True}},
+    )
+    range: Range | None = Field(default=None, description="range: a numeric range.")
+    chunks: Chunks | None = Field(default=None, description="chunks: chunks of a total size.")
+    config_map: ConfigMapItems | None = Field(
+        default=None, description="configMap: items read from a ConfigMap."
+    )
+    from_task: FromTask | None = Field(
+        default=None, description="fromTask: the results of an earlier task."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Generator:
+        given = [
+            k
+            for k in ("items", "range", "chunks", "config_map", "from_task")
+            if getattr(self, k) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "generator: exactly one of items, range, chunks, configMap, "
+                f"fromTask must be set (got {len(given)})"
+            )
+        return self
+
+
+_ONE_GENERATOR = {
+    "rule": "[has(self.items), has(self.range), has(self.chunks), has(self.configMap), "
+    "has(self.fromTask)].filter(x, x).size() == 1",
+    "message": "exactly one of items, range, chunks, configMap, fromTask must be set",
+}
+Generator.model_config["json_schema_extra"] = {"x-kubernetes-validations": [_ONE_GENERATOR]}
+
+
+class AggregateOp(StrEnum):
+    COLLECT = "collect"
+    COUNT = "count"
+    SUM = "sum"
+    MIN = "min"
+    MAX = "max"
+    MEAN = "mean"
+    CONCAT = "concat"
+    MERGE = "merge"
+
+
+class Aggregate(Model):
+    """How a task's results are put together into its status."""
+
+    op: AggregateOp = Field(
+        default=AggregateOp.COLLECT,
+        description="op: collect (in index order), count, sum, min, max, mean, concat or merge.",
+    )
+    field: str | None = Field(
+        default=None,
+        description="field: for results that are objects, the key to aggregate (a.b for nesting).",
+    )
+
+
+class UnitTemplateMeta(Model):
+    labels: dict[str, str] | None = Field(default=None, description="labels of each unit.")
+    annotations: dict[str, str] | None = Field(
+        default=None, description="annotations of each unit."
+    )
+
+
+class UnitTemplate(Model):
+    """The WorkUnit each item becomes. ${item}, ${item.key} and ${index} are substituted
+    in args, env values, parameters and command."""
+
+    metadata: UnitTemplateMeta | None = Field(default=None, description="metadata of units.")
+    spec: WorkUnitSpec = Field(description="spec: the unit's spec.")
+
+
+class Task(Model):
+    """One step of the WorkJob: a template fanned out over a generator's items."""
+
+    name: str = Field(
+        description="name: the task's name, unique in the WorkJob.",
+        pattern=DNS_LABEL,
+        max_length=30,
+    )
+    generator: Generator | None = Field(
+        default=None, description="generator: the items. Unset: a single unit (item null)."
+    )
+    template: UnitTemplate = Field(description="template: the WorkUnit each item becomes.")
+    depends_on: list[str] | None = Field(
+        default=None, description="dependsOn: tasks that must finish first."
+    )
+    parallelism: int | None = Field(
+        default=None, ge=1, description="parallelism: most units of this task running at once."
+    )
+    aggregate: Aggregate | None = Field(
+        default=None, description="aggregate: how the task's results are put together."
+    )
+
+
+class FailurePolicy(Model):
+    """When the WorkJob gives up."""
+
+    max_failed: int | str = Field(
+        default=0,
+        description=(
+            "maxFailed: failed units tolerated, a count (3) or a percentage of all units "
+            '("5%"). One more fails the WorkJob and cancels the rest. Default 0.'
+        ),
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-validations": [
+                {
+                    "rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+(\\\\.[0-9]+)?%$')",
+                    "message": "must be a count >= 0 or a percentage such as 5%",
+                }
+            ],
+        },
+    )
+
+
+class WorkJobSpec(Model):
+    tasks: list[Task] = Field(
+        min_length=1, max_length=64, description="tasks: the steps, a DAG by dependsOn."
+    )
+    parallelism: int = Field(
+        default=10, ge=1, le=100000, description="parallelism: most units running at once."
+    )
+    failure_policy: FailurePolicy = Field(
+        default_factory=FailurePolicy,
+        description="failurePolicy: when the WorkJob fails.",
+        json_schema_extra={"default": {}},
+    )
+    rerun: int = Field(
+        default=0,
+        ge=0,
+        description="rerun: raise it to re-run the failed units of a finished WorkJob.",
+    )
+    suspend: bool = Field(default=False, description="suspend: true holds new units.")
+    cancel: bool = Field(default=False, description="cancel: true cancels every unit.")
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="ttlSecondsAfterFinished: delete it this long after."
+    )
+
+
+class Counts(Model):
+    total: int = 0
+    pending: int = 0
+    blocked: int = 0
+    running: int = 0
+    backing_off: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class ConfigMapRef(Model):
+    config_map: str = Field(description="configMap: the ConfigMap's name.")
+    key: str = Field(description="key: the key.")
+
+
+class TaskStatus(Model):
+    name: str
+    phase: Phase | None = None
+    counts: Counts = Field(default_factory=Counts)
+    result: Any = Field(
+        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    )
+    result_ref: ConfigMapRef | None = None
+
+
+class UnitFailure(Model):
+    task: str
+    index: int
+    unit: str
+    reason: str | None = None
+    message: str | None = None
+
+
+class WorkJobStatus(Model):
+    phase: Phase | None = None
+    reason: str | None = None
+    message: str | None = None
+    progress: str | None = Field(default=None, description="progress: done/total.")
+    eta: str | None = Field(default=None, description="eta: when it is expected to finish.")
+    counts: Counts = Field(default_factory=Counts)
+    tasks: list[TaskStatus] = Field(default_factory=list)
+    failures: list[UnitFailure] = Field(default_factory=list)
+    start_time: str | None = None
+    completion_time: str | None = None
+    rerun: int = 0
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+
+
+class WorkJob(Model):
+    api_version: str = "workunits.io/v1alpha1"
+    kind: str = "WorkJob"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: WorkJobSpec
+    status: WorkJobStatus = Field(default_factory=WorkJobStatus)

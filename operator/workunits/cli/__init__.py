@@ -1,0 +1,1 @@
+"""The ``workunits`` command (also ``kubectl workunits``)."""

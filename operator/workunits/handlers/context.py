@@ -1,0 +1,70 @@
+"""What the handlers share: the API access, the queues, and views of kopf's indices.
+
+kopf keeps the indices current from its watches and starts no other handler before
+they are filled, so the first reconcile already sees every Job that exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from workunits.handlers.queue import WorkQueue
+from workunits.kube.client import Kube
+from workunits.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ObjectKey = tuple[str, str]  # (namespace, name)
+
+
+def _version(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int((body or {}).get("metadata", {}).get("resourceVersion", "0"))
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Context:
+    settings: Settings
+    kube: Kube
+    units: WorkQueue | None = None
+    workjobs: WorkQueue | None = None
+    indices: dict[str, Any] = field(default_factory=dict)
+    # Objects as our own writes returned them, newer than the watch may have shown yet.
+    written: dict[tuple[str, ObjectKey], dict[str, Any]] = field(default_factory=dict)
+    # Jobs we created that the Job watch has not shown yet: unit uid -> {name: body}.
+    created_jobs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    missing_permission: set[str] = field(default_factory=set)
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        """Keep kopf's index objects (the same live objects on every call)."""
+        if not self.indices:
+            self.indices = {k: v for k, v in kwargs.items() if k.endswith("_index")}
+
+    def latest(self, plural: str, key: ObjectKey) -> dict[str, Any] | None:
+        """The newest body of an object: the watch's, or our last write's if newer."""
+        index = self.indices.get(f"{plural}_index")
+        found = None
+        if index is not None and key in index:
+            for body in index[key]:
+                found = body
+        mine = self.written.get((plural, key))
+        if mine is not None:
+            if found is None or _version(mine) > _version(found):
+                if found is None and key not in (index or {}):
+                    # Deleted since we wrote it: the watch is the truth.
+                    self.written.pop((plural, key), None)
+                    return None
+                return mine
+            self.written.pop((plural, key), None)
+        return dict(found) if found is not None else None
+
+    def remember(self, plural: str, key: ObjectKey, body: dict[str, Any]) -> None:
+        self.written[(plural, key)] = body
+
+    def forget(self, plural: str, key: ObjectKey) -> None:
+        self.written.pop((plural, key), None)

@@ -1,0 +1,78 @@
+"""Starting and stopping the operator: kopf's settings, the context, the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from workunits.handlers import units
+from workunits.handlers.context import Context
+from workunits.handlers.queue import WorkQueue
+from workunits.handlers.state import context, install
+from workunits.kube.client import Kube
+from workunits.settings import Settings
+
+log = logging.getLogger(__name__)
+_settings = Settings()
+
+
+def configure(settings: Settings) -> None:
+    global _settings
+    _settings = settings
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    ours = _settings
+    # Event handlers and indices only: kopf writes no annotations or finalizers of
+    # its own on our objects, so every write is the operator's deliberate one.
+    settings.posting.enabled = ours.events
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.batching.worker_limit = 64
+    settings.networking.request_timeout = 60
+    settings.execution.max_workers = 8
+
+    ctx = Context(settings=ours, kube=Kube.from_environment(ours.api_threads))
+    ctx.units = WorkQueue(units.reconcile_unit, ours.workers)
+    ctx.units.start()
+    install(ctx)
+    log.info(
+        "workunits operator started: %d workers, namespaces: %s",
+        ours.workers,
+        ",".join(ours.namespaces) or "all",
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(**_: Any) -> None:
+    ctx = context()
+    if ctx.units is not None:
+        await ctx.units.stop()
+    ctx.kube.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run(settings: Settings) -> None:
+    """Run the operator until it is stopped (SIGINT/SIGTERM)."""
+    configure(settings)
+    kopf.configure(
+        verbose=settings.verbose,
+        log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+    )
+    liveness = (
+        f"http://{settings.bind_address}:{settings.health_port}/healthz"
+        if settings.health_port
+        else None
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+        )
+    )

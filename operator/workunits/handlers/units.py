@@ -1,0 +1,367 @@
+"""WorkUnit handlers: gather what is observed, call the pure core, apply its decision."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from workunits import GROUP, VERSION
+from workunits.api.workunit import Phase, WorkUnit
+from workunits.core import names
+from workunits.core.observe import ObservedAttempt, PodFacts, observe_attempt, pod_facts
+from workunits.core.unit import (
+    INVALID_SPEC,
+    CreateJob,
+    DeleteJob,
+    DeleteUnit,
+    Dependency,
+    Event,
+    StoreResult,
+    reconcile,
+)
+from workunits.handlers.context import Context, ObjectKey
+from workunits.handlers.state import context
+from workunits.kube.client import JobConflict
+from workunits.kube.errors import ApiError, PermanentError, TemporaryError
+from workunits.kube.jobs import build_job, owner_reference
+
+log = logging.getLogger(__name__)
+PLURAL = "workunits"
+UNIT_SELECTOR = {names.LABEL_UNIT_UID: kopf.PRESENT}
+
+
+# ---- indices: kopf fills them from its watches before any other handler runs --------
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def workunits_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, name): dict(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def dependents_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> Any:
+    deps = spec.get("dependsOn") or []
+    return {(namespace, dep): name for dep in deps if isinstance(dep, str)}
+
+
+@kopf.index("batch", "v1", "jobs", labels=UNIT_SELECTOR)
+def jobs_index(labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+    return {labels[names.LABEL_UNIT_UID]: _slim_job(body)}
+
+
+@kopf.index("", "v1", "pods", labels=UNIT_SELECTOR)
+def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
+    job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
+    return {(namespace, job): pod_facts(body)} if job else None
+
+
+def _slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what decisions read of a Job: it keeps the cache small at large fan-outs."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "labels": meta.get("labels"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+            "ownerReferences": meta.get("ownerReferences"),
+        },
+        "status": body.get("status") or {},
+    }
+
+
+# ---- events: each one only queues the unit it concerns ------------------------------
+
+
+def _priority(body: Mapping[str, Any]) -> int:
+    value = (body.get("spec") or {}).get("priority", 0)
+    return value if isinstance(value, int) else 0
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def workunit_event(
+    type: str, namespace: str, name: str, body: kopf.Body, **kwargs: Any
+) -> None:
+    ctx = context()
+    ctx.bind(kwargs)
+    key = (namespace, name)
+    assert ctx.units is not None
+    if type == "DELETED":
+        ctx.units.forget(key)
+        ctx.forget(PLURAL, key)
+        ctx.created_jobs.pop(body.get("metadata", {}).get("uid", ""), None)
+        _queue_dependents(ctx, key)
+        return
+    ctx.units.add(key, _priority(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=UNIT_SELECTOR)
+async def job_event(namespace: str, body: kopf.Body, **kwargs: Any) -> None:
+    ctx = context()
+    ctx.bind(kwargs)
+    for owner in body.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("kind") == "WorkUnit" and ctx.units is not None:
+            ctx.units.add((namespace, owner.get("name")))
+
+
+@kopf.on.event("", "v1", "pods", labels=UNIT_SELECTOR)
+async def pod_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
+    ctx = context()
+    ctx.bind(kwargs)
+    job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
+    jobs = ctx.indices.get("jobs_index")
+    if not job or jobs is None or ctx.units is None:
+        return
+    for body in jobs.get(labels.get(names.LABEL_UNIT_UID), []):
+        if body["metadata"]["name"] == job:
+            for owner in body["metadata"].get("ownerReferences") or []:
+                if owner.get("kind") == "WorkUnit":
+                    ctx.units.add((namespace, owner.get("name")))
+
+
+def _queue_dependents(ctx: Context, key: ObjectKey) -> None:
+    index = ctx.indices.get("dependents_index")
+    if index is None or ctx.units is None or key not in index:
+        return
+    for dependent in index[key]:
+        ctx.units.add((key[0], dependent))
+
+
+# ---- the reconcile ------------------------------------------------------------------
+
+
+class _Dependencies(Mapping[str, Dependency]):
+    """The units of one namespace, as the core sees dependencies (read lazily)."""
+
+    def __init__(self, ctx: Context, namespace: str) -> None:
+        self.ctx = ctx
+        self.namespace = namespace
+
+    def __getitem__(self, name: str) -> Dependency:
+        body = self.ctx.latest(PLURAL, (self.namespace, name))
+        if body is None:
+            raise KeyError(name)
+        phase = (body.get("status") or {}).get("phase")
+        deps = (body.get("spec") or {}).get("dependsOn") or []
+        known = phase in {p.value for p in Phase}
+        return Dependency(
+            Phase(phase) if known else Phase.PENDING,
+            tuple(d for d in deps if isinstance(d, str)),
+        )
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
+    jobs: dict[str, dict[str, Any]] = {}
+    index = ctx.indices.get("jobs_index")
+    if index is not None and unit.metadata.uid in index:
+        for body in index[unit.metadata.uid]:
+            jobs[body["metadata"]["name"]] = body
+    pending = ctx.created_jobs.get(unit.metadata.uid, {})
+    for name in list(pending):
+        if name in jobs:
+            del pending[name]  # the watch has it now
+        else:
+            jobs[name] = pending[name]
+    pods_index = ctx.indices.get("pods_index")
+    observed = []
+    for name, body in jobs.items():
+        key = (unit.metadata.namespace, name)
+        pods: list[PodFacts] = list(pods_index[key]) if pods_index and key in pods_index else []
+        attempt = observe_attempt(body, pods)
+        if attempt is not None:
+            observed.append(attempt)
+    return observed
+
+
+def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch from the old status to the new: changed keys, and None for removed."""
+    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+async def reconcile_unit(key: ObjectKey) -> None:
+    ctx = context()
+    body = ctx.latest(PLURAL, key)
+    if body is None:
+        assert ctx.units is not None
+        ctx.units.forget(key)
+        return
+    meta = body.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return  # the garbage collector removes its Jobs; nothing else to do
+    logger = logging.LoggerAdapter(log, {"object": f"{key[0]}/{key[1]}"})
+
+    try:
+        unit = WorkUnit.model_validate(body)
+    except ValidationError as exc:
+        await _refuse(ctx, key, body, exc)
+        return
+
+    now = datetime.now(UTC)
+    attempts = _attempts(ctx, unit)
+    decision = reconcile(unit, attempts, _Dependencies(ctx, key[0]), now, random.random)
+    old_status = body.get("status") or {}
+    new_status = decision.status.dump()
+
+    # Act first, then record: a Job created but not recorded is adopted next time.
+    for action in decision.actions:
+        if isinstance(action, CreateJob):
+            manifest = build_job(unit, action.attempt, action.job_name, action.memory)
+            try:
+                created = await ctx.kube.create_job(manifest, unit.metadata.uid)
+            except JobConflict as exc:
+                new_status = {**old_status, "reason": "JobNameConflict", "message": str(exc)}
+                decision.wake(None)
+                _retry_later(ctx, key, 30)
+                break
+            except PermanentError as exc:
+                if exc.status == 403:
+                    _report_permission(ctx, str(exc))
+                    _retry_later(ctx, key, 30)
+                    return
+                new_status = _invalid(old_status, unit, f"the Job was refused: {exc}")
+                break
+            ctx.created_jobs.setdefault(unit.metadata.uid, {})[action.job_name] = created
+            logger.info("attempt %d: created Job %s", action.attempt, action.job_name)
+        elif isinstance(action, DeleteJob):
+            await ctx.kube.delete_job(key[0], action.job_name)
+            logger.info("deleted Job %s (%s)", action.job_name, action.why)
+        elif isinstance(action, StoreResult):
+            ref = decision.status.result_ref
+            assert ref is not None
+            owner = owner_reference("WorkUnit", unit.metadata.name, unit.metadata.uid)
+            labels = {
+                names.LABEL_UNIT_UID: unit.metadata.uid,
+                names.LABEL_MANAGED_BY: names.MANAGER,
+            }
+            await ctx.kube.put_config_map(
+                key[0], ref.config_map, {ref.key: action.text}, owner, labels
+            )
+        elif isinstance(action, DeleteUnit):
+            await ctx.kube.delete_object(PLURAL, key[0], key[1], unit.metadata.uid)
+            logger.info("deleted the unit (%s)", action.why)
+            return
+
+    patch = _status_patch(old_status, new_status)
+    if patch:
+        try:
+            stored = await ctx.kube.patch_status(PLURAL, key[0], key[1], patch)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return
+            raise
+        ctx.remember(PLURAL, key, stored)
+        _check_stored(logger, patch, stored.get("status") or {})
+        old_phase = old_status.get("phase")
+        if new_status.get("phase") != old_phase:
+            logger.info(
+                "phase %s -> %s (%s)", old_phase, new_status.get("phase"), new_status.get("reason")
+            )
+            _queue_dependents(ctx, key)
+        if ctx.settings.events:
+            for action in decision.actions:
+                if isinstance(action, Event):
+                    kopf.event(body, type=action.type, reason=action.reason, message=action.message)
+    else:
+        logger.debug("nothing to do")
+
+    if decision.wake_at is not None:
+        loop = asyncio.get_running_loop()
+        delay = (decision.wake_at - datetime.now(UTC)).total_seconds()
+        assert ctx.units is not None
+        ctx.units.add_at(key, loop.time() + max(delay, 0) + 0.05, unit.spec.priority)
+
+
+def _invalid(old: Mapping[str, Any], unit: WorkUnit, message: str) -> dict[str, Any]:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "reason": INVALID_SPEC,
+        "message": message[:512],
+        "lastTransitionTime": stamp,
+        "observedGeneration": unit.metadata.generation,
+    }
+    others = [c for c in old.get("conditions") or [] if c.get("type") != "Failed"]
+    return {
+        **old,
+        "phase": Phase.FAILED.value,
+        "reason": INVALID_SPEC,
+        "message": message[:512],
+        "completionTime": stamp,
+        "conditions": [*others, condition],
+        "observedGeneration": unit.metadata.generation,
+    }
+
+
+async def _refuse(
+    ctx: Context, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
+) -> None:
+    """A spec the schema let through but the models refuse: Failed, InvalidSpec, once."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = f"spec.{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    status = body.get("status") or {}
+    if status.get("reason") == INVALID_SPEC and status.get("message") == message:
+        return
+    meta = body.get("metadata") or {}
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {
+        "phase": Phase.FAILED.value,
+        "reason": INVALID_SPEC,
+        "message": message,
+        "observedGeneration": meta.get("generation"),
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": INVALID_SPEC,
+                "message": message,
+                "lastTransitionTime": stamp,
+                "observedGeneration": meta.get("generation"),
+            }
+        ],
+    }
+    stored = await ctx.kube.patch_status(PLURAL, key[0], key[1], patch)
+    ctx.remember(PLURAL, key, stored)
+    log.warning("%s/%s: invalid spec: %s", key[0], key[1], message)
+
+
+def _retry_later(ctx: Context, key: ObjectKey, seconds: float) -> None:
+    assert ctx.units is not None
+    ctx.units.add_at(key, asyncio.get_running_loop().time() + seconds)
+
+
+def _report_permission(ctx: Context, message: str) -> None:
+    if message not in ctx.missing_permission:
+        ctx.missing_permission.add(message)
+        log.error("missing permission: %s", message)
+
+
+def _check_stored(
+    logger: logging.LoggerAdapter[logging.Logger],
+    sent: Mapping[str, Any],
+    stored: Mapping[str, Any],
+) -> None:
+    """Say so when the API server did not keep what we wrote (a field it pruned)."""
+    for field, value in sent.items():
+        if value is not None and stored.get(field) != value:
+            logger.warning("status.%s was not stored as sent (pruned by the schema?)", field)
+
+
+__all__ = ["ApiError", "TemporaryError", "reconcile_unit"]

@@ -1,0 +1,23 @@
+"""Operator settings, from flags or WORKUNITS_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+@dataclass
+class Settings:
+    namespaces: list[str] = field(default_factory=lambda: _env_list("WORKUNITS_NAMESPACES"))
+    workers: int = int(os.environ.get("WORKUNITS_WORKERS", "8"))
+    api_threads: int = int(os.environ.get("WORKUNITS_API_THREADS", "16"))
+    log_format: str = os.environ.get("WORKUNITS_LOG_FORMAT", "text")
+    metrics_port: int = int(os.environ.get("WORKUNITS_METRICS_PORT", "0"))
+    health_port: int = int(os.environ.get("WORKUNITS_HEALTH_PORT", "0"))
+    bind_address: str = os.environ.get("WORKUNITS_BIND_ADDRESS", "127.0.0.1")
+    events: bool = os.environ.get("WORKUNITS_EVENTS", "true").lower() not in ("0", "false", "no")
+    verbose: bool = os.environ.get("WORKUNITS_VERBOSE", "").lower() in ("1", "true", "yes")

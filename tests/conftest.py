@@ -1,0 +1,1 @@
+"""Shared test settings: the package is imported from the source root."""
