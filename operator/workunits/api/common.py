@@ -20,20 +20,19 @@ QUANTITY_PATTERN = (
 )
 
 # A quantity is a string or a plain number, as in a pod spec: 0.5, "500m", 1, "1Gi".
-# A structural schema cannot say "number or string", so the node keeps any scalar and
-# a CEL rule refuses what is not a quantity, naming the field.
+# A structural schema cannot say "number or string" (int-or-string refuses 0.5), so the
+# node keeps any scalar; ``pattern`` checks strings only and ``minimum`` numbers only,
+# and the rest refuse booleans, objects and lists. The API server names the field.
 Quantity = Annotated[
     str | int | float,
     WithJsonSchema(
         {
-            "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "x-kubernetes-validations": [
-                {
-                    "rule": "type(self) == int || isQuantity(self)",
-                    "message": "must be a quantity such as 500m, 0.5, 1 or 1Gi",
-                }
-            ],
+            "x-kubernetes-preserve-unknown-fields": True,
+            "pattern": QUANTITY_PATTERN,
+            "minimum": 0,
+            "maxProperties": 0,
+            "maxItems": 0,
+            "not": {"enum": [True, False]},
         }
     ),
 ]

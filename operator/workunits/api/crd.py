@@ -46,6 +46,10 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     for key in _DROP:
         node.pop(key, None)
 
+    # Constrained map keys: Kubernetes has no patternProperties; the operator checks keys.
+    patterned = node.pop("patternProperties", None)
+    if patterned:
+        node["additionalProperties"] = next(iter(patterned.values()))
     if node.get("additionalProperties") is True:
         del node["additionalProperties"]
         node["x-kubernetes-preserve-unknown-fields"] = True

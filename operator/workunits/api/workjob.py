@@ -85,12 +85,11 @@ class Generator(Model):
         return self
 
 
-_ONE_GENERATOR = {
-    "rule": "[has(self.items), has(self.range), has(self.chunks), has(self.configMap), "
-    "has(self.fromTask)].filter(x, x).size() == 1",
-    "message": "exactly one of items, range, chunks, configMap, fromTask must be set",
-}
-Generator.model_config["json_schema_extra"] = {"x-kubernetes-validations": [_ONE_GENERATOR]}
+# Structural schemas allow ``required`` inside oneOf: exactly one source is set.
+_ONE_GENERATOR = [
+    {"required": [key]} for key in ("items", "range", "chunks", "configMap", "fromTask")
+]
+Generator.model_config["json_schema_extra"] = {"oneOf": _ONE_GENERATOR}
 
 
 class AggregateOp(StrEnum):
@@ -167,12 +166,8 @@ class FailurePolicy(Model):
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "x-kubernetes-validations": [
-                {
-                    "rule": "type(self) == int ? self >= 0 : self.matches('^[0-9]+(\\\\.[0-9]+)?%$')",
-                    "message": "must be a count >= 0 or a percentage such as 5%",
-                }
-            ],
+            "pattern": r"^[0-9]+(\.[0-9]+)?%$",
+            "minimum": 0,
         },
     )
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from workunits.api.common import (
     DNS_SUBDOMAIN,
@@ -126,6 +126,7 @@ class RetryPolicy(Model):
         default_factory=list,
         max_length=32,
         description="rules: checked in order; the first that matches decides.",
+        json_schema_extra={"default": []},
     )
     default_action: Action = Field(
         default=Action.RETRY,
@@ -163,20 +164,13 @@ class WorkUnitSpec(Model):
         "template: a full pod template, instead of image/command/args/env/resources. Its "
         "first container runs the work and reports the result."
     )
-    parameters: dict[str, str] | None = Field(
+    parameters: dict[Annotated[str, StringConstraints(pattern=ENV_NAME)], str] | None = Field(
         default=None,
         description=(
             "parameters: the unit's inputs. Each reaches the container as an environment "
             "variable of the same name, and all of them as JSON in WORKUNIT_PARAMETERS."
         ),
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": f"self.all(k, k.matches('{ENV_NAME}'))",
-                    "message": "parameter names must be valid environment variable names",
-                }
-            ]
-        },
+        json_schema_extra={"maxProperties": 256},
     )
     retry: RetryPolicy = Field(
         default_factory=RetryPolicy,

@@ -211,7 +211,6 @@ class _Reconciler:
     def run(self) -> Decision:
         if self.status.phase is None:
             self.status.phase = Phase.PENDING
-            self.event("Normal", "Accepted", "the unit is waiting for its first attempt")
 
         self.adopt()
         self.refresh_history()

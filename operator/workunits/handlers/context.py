@@ -20,6 +20,17 @@ log = logging.getLogger(__name__)
 ObjectKey = tuple[str, str]  # (namespace, name)
 
 
+class ObjectLogger(logging.LoggerAdapter[logging.Logger]):
+    """Prefixes every message with the object it is about: ``[namespace/name]``."""
+
+    def __init__(self, logger: logging.Logger, key: ObjectKey) -> None:
+        super().__init__(logger, {"object": f"{key[0]}/{key[1]}"})
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        assert self.extra is not None
+        return f"[{self.extra['object']}] {msg}", kwargs
+
+
 def _version(body: Mapping[str, Any] | None) -> int:
     try:
         return int((body or {}).get("metadata", {}).get("resourceVersion", "0"))

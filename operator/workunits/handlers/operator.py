@@ -63,6 +63,9 @@ def run(settings: Settings) -> None:
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if not settings.verbose:
+        # kopf reports every event handler call at info: too much for a busy operator.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     liveness = (
         f"http://{settings.bind_address}:{settings.health_port}/healthz"
         if settings.health_port

@@ -26,7 +26,7 @@ from workunits.core.unit import (
     StoreResult,
     reconcile,
 )
-from workunits.handlers.context import Context, ObjectKey
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger
 from workunits.handlers.state import context
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
@@ -204,7 +204,7 @@ async def reconcile_unit(key: ObjectKey) -> None:
     meta = body.get("metadata") or {}
     if meta.get("deletionTimestamp"):
         return  # the garbage collector removes its Jobs; nothing else to do
-    logger = logging.LoggerAdapter(log, {"object": f"{key[0]}/{key[1]}"})
+    logger = ObjectLogger(log, key)
 
     try:
         unit = WorkUnit.model_validate(body)
@@ -276,7 +276,7 @@ async def reconcile_unit(key: ObjectKey) -> None:
         if ctx.settings.events:
             for action in decision.actions:
                 if isinstance(action, Event):
-                    kopf.event(body, type=action.type, reason=action.reason, message=action.message)
+                    await ctx.kube.post_event(stored, action.type, action.reason, action.message)
     else:
         logger.debug("nothing to do")
 

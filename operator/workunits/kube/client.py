@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -188,6 +189,49 @@ class Kube:
         except PermanentError as exc:
             if exc.status not in (404, 409):
                 raise
+
+    # -- Events --
+
+    async def post_event(self, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        """A Kubernetes Event about ``obj``. Failing to post one is logged, never raised."""
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace", "default")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "generateName": f"{meta.get('name', 'unit')[:200]}.",
+                "namespace": namespace,
+            },
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta.get("name"),
+                "namespace": namespace,
+                "uid": meta.get("uid"),
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "workunits"},
+            "reportingComponent": "workunits.io/operator",
+            "reportingInstance": "workunits",
+            "firstTimestamp": now[:19] + "Z",
+            "lastTimestamp": now[:19] + "Z",
+            "count": 1,
+        }
+        try:
+            await self._call(
+                "create",
+                "events",
+                f"post Event on {namespace}/{meta.get('name')}",
+                self.core.create_namespaced_event,
+                namespace,
+                body,
+            )
+        except ApiError as exc:
+            log.debug("event not posted: %s", exc)
 
     # -- ConfigMaps --
 

@@ -1,0 +1,105 @@
+"""The CRDs are generated from the models, committed, and agree with them."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import pytest
+import yaml
+
+from workunits.api.crd import all_crds, render
+from workunits.api.workjob import WorkJobSpec
+from workunits.api.workunit import WorkUnitSpec
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name", sorted(all_crds()))
+def test_committed_crds_are_current(name: str) -> None:
+    committed = (ROOT / "crds" / name).read_text()
+    assert committed == render(all_crds()[name]), (
+        f"crds/{name} is stale: run `make crds` and commit the result"
+    )
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    if isinstance(node, dict):
+        found.append((path, node))
+        for key in ("properties",):
+            for child, sub in (node.get(key) or {}).items():
+                found += _walk(sub, f"{path}.{child}")
+        if isinstance(node.get("items"), dict):
+            found += _walk(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            found += _walk(node["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(all_crds()))
+def test_schemas_are_structural(name: str) -> None:
+    schema = all_crds()[name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        assert "$ref" not in node and "title" not in node, path
+        free = node.get("x-kubernetes-preserve-unknown-fields") or node.get(
+            "x-kubernetes-int-or-string"
+        )
+        assert "type" in node or free, f"{path} has no type"
+        assert node.get("default", 0) is not None, f"{path} has a null default"
+        for branch in node.get("anyOf", []):
+            assert set(branch) <= {"type"} and node.get("x-kubernetes-int-or-string"), path
+
+
+def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """Apply the CRD's defaults to an empty object, the way the API server does."""
+    out: dict[str, Any] = {}
+    for key, sub in (schema.get("properties") or {}).items():
+        if "default" in sub:
+            value = sub["default"]
+            if isinstance(value, dict) and sub.get("properties"):
+                value = {**_defaults(sub), **value}
+            out[key] = value
+    return out
+
+
+def test_crd_defaults_agree_with_the_models() -> None:
+    # C22: the retry section omitted reads back as the full documented default.
+    crd = all_crds()["workunits.io_workunits.yaml"]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    from_crd = _defaults(spec)
+    from_model = WorkUnitSpec(image="x").dump()
+    assert from_crd["retry"] == from_model["retry"]
+    for key, value in from_crd.items():
+        assert from_model[key] == value, key
+
+
+def test_workjob_defaults_agree_with_the_models() -> None:
+    crd = all_crds()["workunits.io_workjobs.yaml"]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    from_model = WorkJobSpec.model_validate(
+        {"tasks": [{"name": "a", "template": {"spec": {"image": "x"}}}]}
+    ).dump()
+    for key, value in _defaults(spec).items():
+        assert from_model[key] == value, key
+
+
+def test_every_spec_field_is_described_starting_with_its_name() -> None:
+    crd = all_crds()["workunits.io_workunits.yaml"]
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for key, sub in spec["properties"].items():
+        assert sub.get("description", "").startswith(f"{key}:"), key
+
+
+def test_printer_columns_and_names() -> None:
+    crd = all_crds()["workunits.io_workunits.yaml"]
+    names = crd["spec"]["names"]
+    assert names["shortNames"] == ["wu"] and names["categories"] == ["work"]
+    columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert columns[:3] == ["Phase", "Attempts", "Reason"] and "Age" in columns
+
+
+def test_crds_parse_as_yaml() -> None:
+    for path in (ROOT / "crds").glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        assert doc["kind"] == "CustomResourceDefinition"

@@ -1,0 +1,82 @@
+"""The Job of an attempt: one pure function of the unit."""
+
+from __future__ import annotations
+
+import json
+
+from tests.unit.builders import UID, unit
+from workunits.core.names import LABEL_ATTEMPT, LABEL_UNIT_UID
+from workunits.kube.jobs import build_job
+
+
+def env_of(job: dict) -> dict[str, str]:  # type: ignore[type-arg]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_an_attempt_is_a_job_that_never_retries_itself() -> None:
+    job = build_job(unit({"command": ["run"], "args": ["--x"]}), 2, "hello-2-abc", None)
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0
+    assert spec["podReplacementPolicy"] == "Failed"
+    assert spec["podFailurePolicy"]["rules"][0] == {
+        "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["containers"][0]["command"] == ["run"]
+
+
+def test_labels_and_owner_name_the_unit() -> None:
+    job = build_job(unit(), 3, "hello-3-abc", None)
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert labels[LABEL_UNIT_UID] == UID and labels[LABEL_ATTEMPT] == "3"
+    owner = job["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "WorkUnit" and owner["uid"] == UID and owner["controller"]
+
+
+def test_parameters_and_identity_reach_the_container() -> None:
+    job = build_job(unit({"parameters": {"INPUT": "s3://b/f.parquet"},
+                          "env": [{"name": "INPUT", "value": "override"}]}), 1, "j", None)
+    env = env_of(job)
+    assert env["WORKUNIT_NAME"] == "hello" and env["WORKUNIT_ATTEMPT"] == "1"
+    assert json.loads(env["WORKUNIT_PARAMETERS"]) == {"INPUT": "s3://b/f.parquet"}
+    names = [e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]]
+    assert names.index("INPUT") < len(names) - 1  # the user's own value comes last and wins
+
+
+def test_numeric_quantities_become_strings() -> None:
+    job = build_job(unit({"resources": {"requests": {"cpu": 0.5, "memory": "1Gi"},
+                                        "limits": {"cpu": 1}}}), 1, "j", None)
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "0.5", "memory": "1Gi"}, "limits": {"cpu": "1"}}
+
+
+def test_memory_after_oom_overrides_request_and_limit() -> None:
+    job = build_job(unit({"resources": {"limits": {"memory": "1Gi"}}}), 2, "j", "2048Mi")
+    resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["memory"] == "2048Mi"
+    assert resources["requests"]["memory"] == "2048Mi"
+
+
+def test_a_full_template_is_used_as_given_plus_our_labels() -> None:
+    template = {"metadata": {"labels": {"team": "data"}},
+                "spec": {"containers": [{"name": "main", "image": "x"}],
+                         "nodeSelector": {"gpu": "yes"}}}
+    job = build_job(unit({"image": None, "template": template, "priorityClassName": "high"}),
+                    1, "j", None)
+    pod = job["spec"]["template"]
+    assert pod["metadata"]["labels"]["team"] == "data"
+    assert pod["spec"]["nodeSelector"] == {"gpu": "yes"}
+    assert pod["spec"]["priorityClassName"] == "high"
+    assert template["metadata"]["labels"] == {"team": "data"}  # the unit's spec is untouched
+
+
+def test_restart_on_failure_drops_the_pod_failure_policy() -> None:
+    template = {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "m", "image": "x"}]}}
+    job = build_job(unit({"image": None, "template": template}), 1, "j", None)
+    assert "podFailurePolicy" not in job["spec"]
+
+
+def test_attempt_timeout_is_the_jobs_active_deadline() -> None:
+    job = build_job(unit({"attemptTimeoutSeconds": 30}), 1, "j", None)
+    assert job["spec"]["activeDeadlineSeconds"] == 30

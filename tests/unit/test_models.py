@@ -1,0 +1,54 @@
+"""The models: what they accept, refuse, and default."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from workunits.api.workjob import Generator, WorkJobSpec
+from workunits.api.workunit import WorkUnitSpec
+from workunits.core import quantity
+
+
+def test_a_spec_needs_something_to_run() -> None:
+    with pytest.raises(ValidationError, match="one of image or template"):
+        WorkUnitSpec()
+
+
+def test_camel_case_in_and_out() -> None:
+    spec = WorkUnitSpec.model_validate({"image": "x", "attemptTimeoutSeconds": 5,
+                                        "dependsOn": ["a"]})
+    dumped = spec.dump()
+    assert dumped["attemptTimeoutSeconds"] == 5 and dumped["dependsOn"] == ["a"]
+
+
+@pytest.mark.parametrize("value", [0.5, "500m", 1, "1Gi", "1e3", "2.5Gi"])
+def test_quantities_are_accepted_as_kubernetes_does(value: object) -> None:
+    # C23
+    WorkUnitSpec.model_validate({"image": "x", "resources": {"requests": {"cpu": value}}})
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [("1Gi", 2**30), ("500m", 0.5), ("0.5", 0.5), ("1e3", 1000), ("128Mi", 128 * 2**20),
+     ("2k", 2000)],
+)
+def test_quantity_parsing(text: str, amount: float) -> None:
+    assert float(quantity.parse(text)) == pytest.approx(amount)
+
+
+def test_quantity_parsing_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="not a quantity"):
+        quantity.parse("abc")
+
+
+def test_generator_needs_exactly_one_source() -> None:
+    with pytest.raises(ValidationError, match="exactly one"):
+        Generator.model_validate({"items": [1], "range": {"end": 3}})
+    with pytest.raises(ValidationError, match="exactly one"):
+        Generator.model_validate({})
+
+
+def test_workjob_needs_a_task() -> None:
+    with pytest.raises(ValidationError):
+        WorkJobSpec.model_validate({"tasks": []})
