@@ -54,7 +54,7 @@ def cond(u: WorkUnit, kind: str) -> str:
 
 def test_a_new_unit_creates_its_first_job_and_is_running() -> None:
     u, d = step(unit())
-    assert d.actions[1] == CreateJob(1, job_name("hello", UID, 1), None)
+    assert d.actions[0] == CreateJob(1, job_name("hello", UID, 1), None)
     assert u.status.phase is Phase.RUNNING
     assert u.status.attempts == 1
     assert u.status.observed_generation == 1
