@@ -50,6 +50,8 @@ class Context:
     # Jobs we created that the Job watch has not shown yet: unit uid -> {name: body}.
     created_jobs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     missing_permission: set[str] = field(default_factory=set)
+    # (plural, key) -> (uid, generation, deleting) last queued for: spec changes only.
+    seen: dict[tuple[str, ObjectKey], tuple[Any, Any, bool]] = field(default_factory=dict)
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep kopf's index objects (the same live objects on every call)."""

@@ -94,12 +94,20 @@ async def workunit_event(
     ctx.bind(kwargs)
     key = (namespace, name)
     assert ctx.units is not None
+    meta = body.get("metadata", {})
     if type == "DELETED":
         ctx.units.forget(key)
         ctx.forget(PLURAL, key)
-        ctx.created_jobs.pop(body.get("metadata", {}).get("uid", ""), None)
+        ctx.seen.pop((PLURAL, key), None)
+        ctx.created_jobs.pop(meta.get("uid", ""), None)
         _queue_dependents(ctx, key)
         return
+    # Only a new object or a new spec (generation) drives a reconcile; status written by
+    # us or by anyone else, labels and annotations do not (Jobs and timers do the rest).
+    seen = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
+    if ctx.seen.get((PLURAL, key)) == seen:
+        return
+    ctx.seen[(PLURAL, key)] = seen
     ctx.units.add(key, _priority(body))
 
 
