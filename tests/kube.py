@@ -22,10 +22,12 @@ KUBECTL = os.environ.get("KUBECTL", "kubectl")
 T = TypeVar("T")
 
 
-def kubectl(*args: str, input: str | None = None, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
-                            timeout=timeout)
+def kubectl(
+    *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [KUBECTL, *args], input=input, capture_output=True, text=True, timeout=timeout
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result
@@ -52,8 +54,9 @@ def items(kind: str, namespace: str, selector: str | None = None) -> list[dict[s
     return json.loads(kubectl(*args).stdout)["items"]  # type: ignore[no-any-return]
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60,
-             interval: float = 0.25) -> T:
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 60, interval: float = 0.25
+) -> T:
     """Poll ``check`` until it returns something truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -65,8 +68,9 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60,
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def unit_phase(name: str, namespace: str, phases: tuple[str, ...],
-               timeout: float = 60) -> dict[str, Any]:
+def unit_phase(
+    name: str, namespace: str, phases: tuple[str, ...], timeout: float = 60
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         unit = get("workunit", name, namespace)
         phase = ((unit or {}).get("status") or {}).get("phase")
@@ -82,6 +86,29 @@ def unit_jobs(name: str, namespace: str) -> list[dict[str, Any]]:
     uid = unit["metadata"]["uid"]
     jobs = items("jobs", namespace, f"workunits.io/unit-uid={uid}")
     return sorted(jobs, key=lambda j: int(j["metadata"]["labels"]["workunits.io/attempt"]))
+
+
+def workunit(
+    name: str,
+    spec: dict[str, Any] | None = None,
+    pod_labels: dict[str, str] | None = None,
+    pod_annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A unit whose pod the local control plane scripts through labels/annotations."""
+    body: dict[str, Any] = {
+        "apiVersion": "workunits.io/v1alpha1",
+        "kind": "WorkUnit",
+        "metadata": {"name": name},
+        "spec": dict(spec or {}),
+    }
+    if pod_labels or pod_annotations:
+        body["spec"]["template"] = {
+            "metadata": {"labels": pod_labels or {}, "annotations": pod_annotations or {}},
+            "spec": {"containers": [{"name": "work", "image": "busybox"}]},
+        }
+    else:
+        body["spec"].setdefault("image", "busybox")
+    return body
 
 
 def new_namespace(prefix: str) -> str:
@@ -108,11 +135,17 @@ class Operator:
         self.log = LOGS / f"{name}-{uuid.uuid4().hex[:6]}.log"
 
     def start(self) -> Operator:
-        command = [sys.executable, "-m", "workunits.cli.main", "run", "--health-port",
-                   str(self.port), *self.args]
+        command = [
+            sys.executable,
+            "-m",
+            "workunits.cli.main",
+            "run",
+            "--health-port",
+            str(self.port),
+            *self.args,
+        ]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            cwd=ROOT)
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         wait_for(f"{self.name} to be healthy", self._healthy, timeout=60)
         return self
 

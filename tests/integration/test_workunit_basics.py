@@ -6,24 +6,7 @@ import json
 from typing import Any
 
 import pytest
-
-from tests.kube import apply, get, kubectl, unit_jobs, unit_phase, wait_for
-
-
-def workunit(name: str, spec: dict[str, Any] | None = None,
-             pod_labels: dict[str, str] | None = None,
-             pod_annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    """A unit whose pod the local control plane scripts through labels/annotations."""
-    body: dict[str, Any] = {"apiVersion": "workunits.io/v1alpha1", "kind": "WorkUnit",
-                            "metadata": {"name": name}, "spec": dict(spec or {})}
-    if pod_labels or pod_annotations:
-        body["spec"]["template"] = {
-            "metadata": {"labels": pod_labels or {}, "annotations": pod_annotations or {}},
-            "spec": {"containers": [{"name": "work", "image": "busybox"}]},
-        }
-    else:
-        body["spec"].setdefault("image", "busybox")
-    return body
+from tests.kube import apply, get, kubectl, unit_jobs, unit_phase, workunit
 
 
 def test_a_unit_runs_as_a_job_and_succeeds_with_its_result(ns: str) -> None:
@@ -49,16 +32,22 @@ def test_a_unit_runs_as_a_job_and_succeeds_with_its_result(ns: str) -> None:
 
 def test_kubectl_wait_works_on_the_conditions(ns: str) -> None:
     apply(workunit("waited"), ns)
-    result = kubectl("wait", "-n", ns, "--for=condition=Succeeded", "workunit/waited",
-                     "--timeout=60s")
+    result = kubectl(
+        "wait", "-n", ns, "--for=condition=Succeeded", "workunit/waited", "--timeout=60s"
+    )
     assert "condition met" in result.stdout
 
 
 def test_a_scripted_failure_ends_failed_with_exit_code_and_reason(ns: str) -> None:
-    apply(workunit("broken", {"retry": {"maxAttempts": 1}},
-                   pod_labels={"sim.workunits.io/outcome": "fail"},
-                   pod_annotations={"sim.workunits.io/exit-code": "3",
-                                    "sim.workunits.io/reason": "Error"}), ns)
+    apply(
+        workunit(
+            "broken",
+            {"retry": {"maxAttempts": 1}},
+            pod_labels={"sim.workunits.io/outcome": "fail"},
+            pod_annotations={"sim.workunits.io/exit-code": "3", "sim.workunits.io/reason": "Error"},
+        ),
+        ns,
+    )
     status = unit_phase("broken", ns, ("Failed",))["status"]
     assert status["reason"] == "Error"
     assert status["history"][-1]["exitCode"] == 3
@@ -68,22 +57,38 @@ def test_a_scripted_failure_ends_failed_with_exit_code_and_reason(ns: str) -> No
 
 
 def test_oom_killed_is_reported_as_such(ns: str) -> None:
-    apply(workunit("oom", {"retry": {"maxAttempts": 1}},
-                   pod_labels={"sim.workunits.io/outcome": "fail"},
-                   pod_annotations={"sim.workunits.io/exit-code": "137",
-                                    "sim.workunits.io/reason": "OOMKilled"}), ns)
+    apply(
+        workunit(
+            "oom",
+            {"retry": {"maxAttempts": 1}},
+            pod_labels={"sim.workunits.io/outcome": "fail"},
+            pod_annotations={
+                "sim.workunits.io/exit-code": "137",
+                "sim.workunits.io/reason": "OOMKilled",
+            },
+        ),
+        ns,
+    )
     status = unit_phase("oom", ns, ("Failed",))["status"]
     assert status["reason"] == "OOMKilled" and status["history"][-1]["exitCode"] == 137
 
 
 @pytest.mark.parametrize(
     ("field", "value", "named"),
-    [("image", 5, "spec.image"), ("command", "echo hi", "spec.command"),
-     ("retry", {"maxAttempts": "three"}, "spec.retry.maxAttempts"),
-     ("retry", {"maxAttempts": 0}, "spec.retry.maxAttempts"),
-     ("resources", {"requests": {"cpu": "abc"}}, "spec.resources.requests.cpu")],
-    ids=["number-for-image", "string-for-command", "string-for-int", "below-minimum",
-         "bad-quantity"],
+    [
+        ("image", 5, "spec.image"),
+        ("command", "echo hi", "spec.command"),
+        ("retry", {"maxAttempts": "three"}, "spec.retry.maxAttempts"),
+        ("retry", {"maxAttempts": 0}, "spec.retry.maxAttempts"),
+        ("resources", {"requests": {"cpu": "abc"}}, "spec.resources.requests.cpu"),
+    ],
+    ids=[
+        "number-for-image",
+        "string-for-command",
+        "string-for-int",
+        "below-minimum",
+        "bad-quantity",
+    ],
 )
 def test_wrong_types_are_refused_at_apply_naming_the_field(
     ns: str, field: str, value: Any, named: str
@@ -97,8 +102,12 @@ def test_wrong_types_are_refused_at_apply_naming_the_field(
 
 
 def test_a_spec_with_nothing_to_run_is_refused(ns: str) -> None:
-    body = {"apiVersion": "workunits.io/v1alpha1", "kind": "WorkUnit",
-            "metadata": {"name": "empty"}, "spec": {"command": ["x"]}}
+    body = {
+        "apiVersion": "workunits.io/v1alpha1",
+        "kind": "WorkUnit",
+        "metadata": {"name": "empty"},
+        "spec": {"command": ["x"]},
+    }
     result = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(body), check=False)
     assert result.returncode != 0 and "spec.image or spec.template" in result.stderr
 
@@ -108,8 +117,9 @@ def test_a_spec_with_nothing_to_run_is_refused(ns: str) -> None:
     [("cpu", 0.5, "500m"), ("cpu", "500m", "500m"), ("cpu", 1, "1"), ("memory", "1Gi", "1Gi")],
     ids=["half", "milli", "one", "gi"],
 )
-def test_quantities_are_accepted_as_in_a_pod(ns: str, resource: str, value: Any,
-                                             stored: str) -> None:
+def test_quantities_are_accepted_as_in_a_pod(
+    ns: str, resource: str, value: Any, stored: str
+) -> None:
     # C23: and they mean what they mean in a pod spec.
     apply(workunit("q", {"resources": {"requests": {resource: value}}}), ns)
     unit_phase("q", ns, ("Succeeded",))
@@ -124,8 +134,7 @@ def test_omitted_retry_reads_back_as_the_full_default(ns: str) -> None:
     retry = get("workunit", "defaults", ns)["spec"]["retry"]  # type: ignore[index]
     assert retry == {
         "maxAttempts": 3,
-        "backoff": {"initialDelaySeconds": 10, "factor": 2, "maxDelaySeconds": 600,
-                    "jitter": 0.2},
+        "backoff": {"initialDelaySeconds": 10, "factor": 2, "maxDelaySeconds": 600, "jitter": 0.2},
         "rules": [],
         "defaultAction": "Retry",
     }
@@ -137,23 +146,59 @@ def test_a_full_status_is_stored_unpruned(ns: str) -> None:
 
     apply(workunit("stored", {"suspend": True}), ns)
     unit_phase("stored", ns, ("Pending",))
-    status = WorkUnitStatus.model_validate({
-        "phase": "BackingOff", "reason": "Error", "message": "m", "attempts": 2,
-        "failedAttempts": 1, "disruptions": 1, "jobName": "j", "startTime": "2026-01-01T00:00:00Z",
-        "completionTime": "2026-01-01T00:01:00Z", "nextAttemptAt": "2026-01-01T00:02:00Z",
-        "memory": "2048Mi",
-        "history": [{"attempt": 1, "jobName": "j", "startTime": "2026-01-01T00:00:00Z",
-                     "completionTime": "2026-01-01T00:00:30Z", "outcome": "Failed",
-                     "exitCode": 137, "reason": "OOMKilled", "message": "x", "action": "Retry",
-                     "disruptions": 1}],
-        "result": {"nested": [1, {"a": "b"}], "n": 1.5},
-        "resultRef": {"configMap": "c", "key": "result", "bytes": 5000},
-        "conditions": [{"type": "Succeeded", "status": "False", "reason": "r", "message": "",
-                        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}],
-        "observedGeneration": 1,
-    }).dump()
+    status = WorkUnitStatus.model_validate(
+        {
+            "phase": "BackingOff",
+            "reason": "Error",
+            "message": "m",
+            "attempts": 2,
+            "failedAttempts": 1,
+            "disruptions": 1,
+            "jobName": "j",
+            "startTime": "2026-01-01T00:00:00Z",
+            "completionTime": "2026-01-01T00:01:00Z",
+            "nextAttemptAt": "2026-01-01T00:02:00Z",
+            "memory": "2048Mi",
+            "history": [
+                {
+                    "attempt": 1,
+                    "jobName": "j",
+                    "startTime": "2026-01-01T00:00:00Z",
+                    "completionTime": "2026-01-01T00:00:30Z",
+                    "outcome": "Failed",
+                    "exitCode": 137,
+                    "reason": "OOMKilled",
+                    "message": "x",
+                    "action": "Retry",
+                    "disruptions": 1,
+                }
+            ],
+            "result": {"nested": [1, {"a": "b"}], "n": 1.5},
+            "resultRef": {"configMap": "c", "key": "result", "bytes": 5000},
+            "conditions": [
+                {
+                    "type": "Succeeded",
+                    "status": "False",
+                    "reason": "r",
+                    "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                    "observedGeneration": 1,
+                }
+            ],
+            "observedGeneration": 1,
+        }
+    ).dump()
     # A status-only write drives no reconcile (C03), so what is read back is what was sent.
-    kubectl("patch", "workunit", "stored", "-n", ns, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": status}))
+    kubectl(
+        "patch",
+        "workunit",
+        "stored",
+        "-n",
+        ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
     stored = get("workunit", "stored", ns)["status"]  # type: ignore[index]
     assert stored == status

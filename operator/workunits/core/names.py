@@ -19,6 +19,7 @@ LABEL_WORKJOB = f"{GROUP}/workjob"
 LABEL_WORKJOB_UID = f"{GROUP}/workjob-uid"
 LABEL_TASK = f"{GROUP}/task"
 LABEL_INDEX = f"{GROUP}/index"
+LABEL_RERUN = f"{GROUP}/rerun"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "workunits"
 
@@ -53,3 +54,17 @@ def label_value(text: str) -> str:
         return text
     suffix = "-" + short_hash(text)
     return _prefix(text, MAX_NAME - len(suffix)) + suffix
+
+
+def unit_name(workjob: str, task: str, index: int, rerun: int = 0) -> str:
+    """A WorkJob's unit: ``<workjob>-<task>-<index>``, ``-r<N>`` when re-run in re-run N.
+
+    Over 63 characters, the WorkJob's part is shortened and a hash of the whole added,
+    so names stay unique and the same every time.
+    """
+    tail = f"-{task}-{index}" + (f"-r{rerun}" if rerun else "")
+    full = f"{workjob}{tail}"
+    if len(full) <= MAX_NAME:
+        return full
+    suffix = f"{tail}-{short_hash(workjob, task, str(index), str(rerun), length=6)}"
+    return _prefix(workjob, MAX_NAME - len(suffix)) + suffix

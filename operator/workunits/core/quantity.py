@@ -41,9 +41,9 @@ def parse(value: str | int | float) -> Decimal:
 
 
 def format_bytes(amount: Decimal) -> str:
-    """A byte count as a quantity, rounded up to whole MiB ("1536Mi")."""
+    """A byte count as a quantity, rounded up to whole MiB, in Gi when exact ("2Gi")."""
     mib = math.ceil(amount / Decimal(2**20))
-    return f"{mib}Mi"
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
 
 
 def as_string(value: str | int | float) -> str:

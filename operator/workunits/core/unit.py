@@ -119,6 +119,21 @@ def parse_result(text: str) -> Any:
         return text
 
 
+def given_memory(unit: WorkUnit) -> str | None:
+    """The memory the unit asks for: its limit, else its request (first container)."""
+    resources: Mapping[str, Any] = {}
+    if unit.spec.resources is not None:
+        resources = unit.spec.resources.dump()
+    elif unit.spec.template is not None:
+        containers = (unit.spec.template.get("spec") or {}).get("containers") or [{}]
+        resources = containers[0].get("resources") or {}
+    for part in ("limits", "requests"):
+        value = (resources.get(part) or {}).get("memory")
+        if value is not None:
+            return quantity.as_string(value)
+    return None
+
+
 def find_cycle(name: str, graph: Mapping[str, Dependency], first: Sequence[str]) -> list[str]:
     """A path from ``name`` back to itself through dependsOn, or [] when there is none."""
     stack: list[tuple[str, list[str]]] = [(dep, [name, dep]) for dep in first]
@@ -277,10 +292,14 @@ class _Reconciler:
     def observed_record(self, seen: ObservedAttempt, entry: AttemptRecord | None) -> AttemptRecord:
         pod = seen.pod
         start = seen.start_time or seen.created
+        if entry is not None and entry.start_time:
+            started = entry.start_time  # as first recorded: no rewrite for a second's skew
+        else:
+            started = format_time(start) if start else self.stamp
         record = AttemptRecord(
             attempt=seen.attempt,
             job_name=seen.job_name,
-            start_time=format_time(start) if start else self.stamp,
+            start_time=started,
             outcome="Running",
             disruptions=max(seen.disruptions, (entry.disruptions or 0) if entry else 0) or None,
         )
@@ -409,8 +428,9 @@ class _Reconciler:
                     self.status.phase = Phase.BACKING_OFF
                 return
             self.decision.wake(limit)
-        self.status.reason = "Running"
-        self.status.message = f"attempt {running.attempt} is running"
+        if self.old.phase is not Phase.RUNNING:  # adopted, or resumed: say what runs
+            self.status.reason = "Running"
+            self.status.message = f"attempt {running.attempt} is running"
 
     def mark_latest(self, outcome: str, reason: str, message: str) -> None:
         entry = self.record(self.status.attempts)
@@ -460,6 +480,8 @@ class _Reconciler:
         why = f"rule {rule}" if rule is not None else "defaultAction"
         what = f"attempt {latest.attempt} failed ({latest.reason}"
         what += f", exit code {latest.exit_code})" if latest.exit_code is not None else ")"
+        if latest.message:
+            what += f": {latest.message}"
 
         if action is Action.FAIL:
             self.finish(
@@ -498,14 +520,9 @@ class _Reconciler:
 
     def grow_memory(self, factor: float) -> None:
         spec = self.spec
-        current = self.status.memory
-        if current is None and spec.resources is not None:
-            given = (spec.resources.limits or {}).get("memory") or (
-                spec.resources.requests or {}
-            ).get("memory")
-            current = quantity.as_string(given) if given is not None else None
+        current = self.status.memory or given_memory(self.unit)
         if current is None:
-            return
+            return  # nothing to grow from: the attempt keeps the namespace's defaults
         grown = quantity.parse(current) * Decimal(str(factor))
         if spec.retry.oom_memory_max is not None:
             grown = min(grown, quantity.parse(spec.retry.oom_memory_max))

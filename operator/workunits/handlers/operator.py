@@ -24,6 +24,11 @@ def configure(settings: Settings) -> None:
     _settings = settings
 
 
+def exact_namespaces(namespaces: list[str]) -> bool:
+    """Whether the watched namespaces are all plain names (no glob, no negation)."""
+    return bool(namespaces) and not any(set(n) & set("*?!,[]") for n in namespaces)
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours = _settings
@@ -36,6 +41,11 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.worker_limit = 64
     settings.networking.request_timeout = 60
     settings.execution.max_workers = 8
+
+    # Exact namespace names need no cluster-wide view: kopf then neither lists
+    # namespaces nor watches CRDs, so a Role in each namespace is enough (C11).
+    # The cost: CRDs installed after the operator started are seen on its restart.
+    settings.scanning.disabled = exact_namespaces(ours.namespaces)
 
     ctx = Context(settings=ours, kube=Kube.from_environment(ours.api_threads))
     ctx.units = WorkQueue(units.reconcile_unit, ours.workers)
