@@ -52,10 +52,10 @@ def test_numeric_quantities_become_strings() -> None:
 
 
 def test_memory_after_oom_overrides_request_and_limit() -> None:
-    job = build_job(unit({"resources": {"limits": {"memory": "1Gi"}}}), 2, "j", "2048Mi")
+    job = build_job(unit({"resources": {"limits": {"memory": "1Gi"}}}), 2, "j", "2Gi")
     resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
-    assert resources["limits"]["memory"] == "2048Mi"
-    assert resources["requests"]["memory"] == "2048Mi"
+    assert resources["limits"]["memory"] == "2Gi"
+    assert resources["requests"]["memory"] == "2Gi"
 
 
 def test_a_full_template_is_used_as_given_plus_our_labels() -> None:

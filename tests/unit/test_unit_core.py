@@ -172,12 +172,12 @@ def test_oom_grows_memory_up_to_the_ceiling() -> None:
     u, _ = step(unit(spec))
     jobs = [failed(1, 1, 137, "OOMKilled")]
     u, _ = step(u, jobs, now=1)
-    assert u.status.memory == "2048Mi"
+    assert u.status.memory == "2Gi"
     u, d = step(u, jobs, now=12)
-    assert d.actions[0] == CreateJob(2, job_name("hello", UID, 2), "2048Mi")
+    assert d.actions[0] == CreateJob(2, job_name("hello", UID, 2), "2Gi")
     jobs.append(failed(2, 13, 137, "OOMKilled"))
     u, _ = step(u, jobs, now=13)
-    assert u.status.memory == "3072Mi"
+    assert u.status.memory == "3Gi"
 
 
 # ---- time limits ----------------------------------------------------------------------
