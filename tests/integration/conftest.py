@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
 from tests.kube import ROOT, Operator, kubectl, new_namespace
 
 SHARED_PATTERN = "wu-it-*"
@@ -26,12 +25,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def cluster() -> None:
     if not os.environ.get("KUBECONFIG"):
-        pytest.fail("KUBECONFIG is not set: run `make test`, or `hack/cluster.sh up` and "
-                    "export the KUBECONFIG it prints")
+        pytest.fail(
+            "KUBECONFIG is not set: run `make test`, or `hack/cluster.sh up` and "
+            "export the KUBECONFIG it prints"
+        )
     result = kubectl("get", "--raw", "/readyz", check=False, timeout=15)
     if result.returncode != 0:
-        pytest.fail(f"no API server at KUBECONFIG={os.environ['KUBECONFIG']}: "
-                    f"{result.stderr.strip()}")
+        pytest.fail(
+            f"no API server at KUBECONFIG={os.environ['KUBECONFIG']}: {result.stderr.strip()}"
+        )
     kubectl("apply", "-f", str(ROOT / "crds"))
     for crd in ("workunits.workunits.io", "workjobs.workunits.io"):
         kubectl("wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
