@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, JsonValue, StringConstraints, model_validator
 
 from workunits.api.common import (
     DNS_SUBDOMAIN,
@@ -235,7 +235,7 @@ class WorkUnitSpec(Model):
         return self
 
 
-_RUN_RULE = {
+_RUN_RULE: dict[str, JsonValue] = {
     "rule": "has(self.image) || has(self.template)",
     "message": "one of spec.image or spec.template is required",
 }

@@ -6,7 +6,7 @@ import math
 import re
 from decimal import Decimal
 
-_SUFFIX = {
+_SUFFIX: dict[str, Decimal | int] = {
     "": 1,
     "n": Decimal("1e-9"),
     "u": Decimal("1e-6"),

@@ -161,7 +161,7 @@ class _Dependencies(Mapping[str, Dependency]):
         deps = (body.get("spec") or {}).get("dependsOn") or []
         known = phase in {p.value for p in Phase}
         return Dependency(
-            Phase(phase) if known else Phase.PENDING,
+            Phase(str(phase)) if known else Phase.PENDING,
             tuple(d for d in deps if isinstance(d, str)),
         )
 

@@ -44,9 +44,9 @@ class Kube:
     def from_environment(cls, threads: int = 16) -> Kube:
         """In a pod: its service account; elsewhere: the current kubeconfig context."""
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config()
+            config.load_kube_config()  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = threads * 2
         return cls(client.ApiClient(configuration), threads)
