@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workunits import API_VERSION
 from workunits.handlers.queue import WorkQueue
 from workunits.kube.client import Kube
 from workunits.settings import Settings
@@ -50,8 +51,18 @@ class Context:
     # Jobs we created that the Job watch has not shown yet: unit uid -> {name: body}.
     created_jobs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     missing_permission: set[str] = field(default_factory=set)
+    # ConfigMaps read for WorkJobs (inputs, results we wrote): (namespace, name) -> data.
+    config_maps: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
     # (plural, key) -> (uid, generation, deleting) last queued for: spec changes only.
     seen: dict[tuple[str, ObjectKey], tuple[Any, Any, bool]] = field(default_factory=dict)
+
+    def queue_parent(self, namespace: str, body: Mapping[str, Any]) -> None:
+        """Queue the WorkJob that owns a unit, if one does."""
+        if self.workjobs is None:
+            return
+        for owner in (body.get("metadata") or {}).get("ownerReferences") or []:
+            if owner.get("kind") == "WorkJob" and owner.get("apiVersion") == API_VERSION:
+                self.workjobs.add((namespace, owner.get("name")))
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep kopf's index objects (the same live objects on every call)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import kopf
 
-from workunits.handlers import units
+from workunits.handlers import units, workjobs
 from workunits.handlers.context import Context
 from workunits.handlers.queue import WorkQueue
 from workunits.handlers.state import context, install
@@ -49,7 +49,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
     ctx = Context(settings=ours, kube=Kube.from_environment(ours.api_threads))
     ctx.units = WorkQueue(units.reconcile_unit, ours.workers)
+    ctx.workjobs = WorkQueue(workjobs.reconcile_workjob, max(2, ours.workers // 2))
     ctx.units.start()
+    ctx.workjobs.start()
     install(ctx)
     log.info(
         "workunits operator started: %d workers, namespaces: %s",
@@ -61,8 +63,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     ctx = context()
-    if ctx.units is not None:
-        await ctx.units.stop()
+    for queue in (ctx.units, ctx.workjobs):
+        if queue is not None:
+            await queue.stop()
     ctx.kube.pool.shutdown(wait=False, cancel_futures=True)
 
 

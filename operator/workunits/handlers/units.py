@@ -95,6 +95,7 @@ async def workunit_event(
     key = (namespace, name)
     assert ctx.units is not None
     meta = body.get("metadata", {})
+    ctx.queue_parent(namespace, body)  # a WorkJob follows its units' status
     if type == "DELETED":
         ctx.units.forget(key)
         ctx.forget(PLURAL, key)
@@ -195,7 +196,7 @@ def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
     return observed
 
 
-def _status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """A merge patch from the old status to the new: changed keys, and None for removed."""
     patch = {k: v for k, v in new.items() if old.get(k) != v}
     patch.update({k: None for k in old if k not in new})
@@ -217,7 +218,7 @@ async def reconcile_unit(key: ObjectKey) -> None:
     try:
         unit = WorkUnit.model_validate(body)
     except ValidationError as exc:
-        await _refuse(ctx, key, body, exc)
+        await refuse(ctx, PLURAL, key, body, exc)
         return
 
     now = datetime.now(UTC)
@@ -265,7 +266,7 @@ async def reconcile_unit(key: ObjectKey) -> None:
             logger.info("deleted the unit (%s)", action.why)
             return
 
-    patch = _status_patch(old_status, new_status)
+    patch = status_patch(old_status, new_status)
     if patch:
         try:
             stored = await ctx.kube.patch_status(PLURAL, key[0], key[1], patch)
@@ -317,13 +318,13 @@ def _invalid(old: Mapping[str, Any], unit: WorkUnit, message: str) -> dict[str, 
     }
 
 
-async def _refuse(
-    ctx: Context, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
+async def refuse(
+    ctx: Context, plural: str, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
 ) -> None:
     """A spec the schema let through but the models refuse: Failed, InvalidSpec, once."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
-    message = f"spec.{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
     status = body.get("status") or {}
     if status.get("reason") == INVALID_SPEC and status.get("message") == message:
         return
@@ -345,8 +346,8 @@ async def _refuse(
             }
         ],
     }
-    stored = await ctx.kube.patch_status(PLURAL, key[0], key[1], patch)
-    ctx.remember(PLURAL, key, stored)
+    stored = await ctx.kube.patch_status(plural, key[0], key[1], patch)
+    ctx.remember(plural, key, stored)
     log.warning("%s/%s: invalid spec: %s", key[0], key[1], message)
 
 

@@ -277,6 +277,31 @@ class Kube:
                 body,
             )
 
+    async def merge_config_map(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, str],
+        owner: dict[str, Any],
+        labels: dict[str, str],
+    ) -> None:
+        """Merge ``data`` into a ConfigMap owned by ``owner``, creating it when missing."""
+        try:
+            await self._call(
+                "patch",
+                "configmaps",
+                f"patch ConfigMap {namespace}/{name}",
+                self.core.patch_namespaced_config_map,
+                name,
+                namespace,
+                {"data": data},
+            )
+            return
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+        await self.put_config_map(namespace, name, data, owner, labels)
+
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call(
             "get",

@@ -1,0 +1,269 @@
+"""WorkJob handlers: gather the WorkJob's units and inputs, call the pure core, apply.
+
+The WorkJob's children are WorkUnits labelled with its UID. Any change to one of them
+(its status included) queues the WorkJob; the WorkJob's own status changes do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+from pydantic import ValidationError
+
+from workunits import API_VERSION, GROUP, VERSION
+from workunits.api.workjob import WorkJob
+from workunits.api.workunit import Phase
+from workunits.core import names
+from workunits.core.timefmt import parse_time
+from workunits.core.unit import Event
+from workunits.core.workjob import (
+    CancelUnit,
+    ChildUnit,
+    CreateUnit,
+    DeleteUnit,
+    DeleteWorkJob,
+    StoreResults,
+    inputs_needed,
+    reconcile,
+)
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger
+from workunits.handlers.state import context
+from workunits.handlers.units import refuse, status_patch
+from workunits.kube.errors import ApiError, PermanentError
+from workunits.kube.jobs import owner_reference
+
+log = logging.getLogger(__name__)
+PLURAL = "workjobs"
+CREATE_CONCURRENCY = 16
+CHILD_SELECTOR = {names.LABEL_WORKJOB_UID: kopf.PRESENT}
+_PHASES = {p.value for p in Phase}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def workjobs_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace, name): dict(body)}
+
+
+@kopf.index(GROUP, VERSION, "workunits", labels=CHILD_SELECTOR)
+def children_index(labels: kopf.Labels, name: str, body: kopf.Body, **_: Any) -> Any:
+    """A WorkJob's units, each reduced to what the WorkJob's decisions read."""
+    try:
+        child = _child(labels, name, body)
+    except (KeyError, ValueError):
+        return None  # not one of ours after all: a label set by hand
+    return {labels[names.LABEL_WORKJOB_UID]: child}
+
+
+def _child(labels: Mapping[str, str], name: str, body: Mapping[str, Any]) -> ChildUnit:
+    status = body.get("status") or {}
+    phase = status.get("phase")
+    result = status.get("result")
+    if result is None and status.get("resultRef"):
+        result = _RESULT_IN_CONFIGMAP
+    return ChildUnit(
+        task=labels[names.LABEL_TASK],
+        index=int(labels[names.LABEL_INDEX]),
+        name=name,
+        phase=Phase(phase) if phase in _PHASES else None,
+        reason=status.get("reason"),
+        message=status.get("message"),
+        result=result,
+        rerun=int(labels.get(names.LABEL_RERUN, "0") or 0),
+        created=parse_time((body.get("metadata") or {}).get("creationTimestamp")),
+        cancel_requested=bool((body.get("spec") or {}).get("cancel")),
+    )
+
+
+# A marker for a result kept in the unit's ConfigMap: read it before deciding.
+_RESULT_IN_CONFIGMAP = object()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def workjob_event(
+    type: str, namespace: str, name: str, body: kopf.Body, **kwargs: Any
+) -> None:
+    ctx = context()
+    ctx.bind(kwargs)
+    assert ctx.workjobs is not None
+    key = (namespace, name)
+    meta = body.get("metadata", {})
+    if type == "DELETED":
+        ctx.workjobs.forget(key)
+        ctx.forget(PLURAL, key)
+        ctx.seen.pop((PLURAL, key), None)
+        return
+    seen = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
+    if ctx.seen.get((PLURAL, key)) == seen:
+        return
+    ctx.seen[(PLURAL, key)] = seen
+    ctx.workjobs.add(key)
+
+
+async def _children(ctx: Context, workjob: WorkJob) -> list[ChildUnit]:
+    index = ctx.indices.get("children_index")
+    found: list[ChildUnit] = []
+    if index is not None and workjob.metadata.uid in index:
+        found = list(index[workjob.metadata.uid])
+    out = []
+    for child in found:
+        if child.result is _RESULT_IN_CONFIGMAP:
+            child = await _with_stored_result(ctx, workjob.metadata.namespace, child)
+        out.append(child)
+    return out
+
+
+async def _with_stored_result(ctx: Context, namespace: str, child: ChildUnit) -> ChildUnit:
+    unit = ctx.latest("workunits", (namespace, child.name)) or {}
+    ref = (unit.get("status") or {}).get("resultRef") or {}
+    data = await _config_map(ctx, namespace, ref.get("configMap", ""))
+    text = (data or {}).get(ref.get("key", "result"))
+    try:
+        result = json.loads(text) if text is not None else None
+    except ValueError:
+        result = text
+    return ChildUnit(**{**child.__dict__, "result": result})
+
+
+async def _config_map(ctx: Context, namespace: str, name: str) -> dict[str, str] | None:
+    """A ConfigMap's data, from the operator's cache or the API (None: it is missing)."""
+    key = (namespace, name)
+    if key in ctx.config_maps:
+        return ctx.config_maps[key]
+    try:
+        body = await ctx.kube.read_config_map(namespace, name)
+    except PermanentError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    data: dict[str, str] = body.get("data") or {}
+    ctx.config_maps[key] = data
+    return data
+
+
+async def reconcile_workjob(key: ObjectKey) -> None:
+    ctx = context()
+    body = ctx.latest(PLURAL, key)
+    if body is None:
+        assert ctx.workjobs is not None
+        ctx.workjobs.forget(key)
+        return
+    if (body.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    logger = ObjectLogger(log, key)
+    try:
+        workjob = WorkJob.model_validate(body)
+    except ValidationError as exc:
+        await refuse(ctx, PLURAL, key, body, exc)
+        return
+
+    namespace = key[0]
+    children = await _children(ctx, workjob)
+    inputs: dict[str, Any] = {}
+    for name in inputs_needed(workjob):
+        inputs[name] = await _config_map(ctx, namespace, name)
+    now = datetime.now(UTC)
+    decision = reconcile(workjob, children, inputs, now)
+    for _ in range(3):
+        if not decision.wanted:
+            break
+        for name in decision.wanted:
+            inputs[name] = await _config_map(ctx, namespace, name)
+        decision = reconcile(workjob, children, inputs, now)
+
+    owner = owner_reference("WorkJob", workjob.metadata.name, workjob.metadata.uid)
+    labels = {names.LABEL_WORKJOB_UID: workjob.metadata.uid, names.LABEL_MANAGED_BY: names.MANAGER}
+    creates = [a for a in decision.actions if isinstance(a, CreateUnit)]
+    for action in decision.actions:
+        if isinstance(action, StoreResults):
+            await ctx.kube.merge_config_map(
+                namespace, action.config_map, action.data, owner, labels
+            )
+            cached = ctx.config_maps.setdefault((namespace, action.config_map), {})
+            cached.update(action.data)
+        elif isinstance(action, CancelUnit):
+            await _patch_unit(ctx, namespace, action.name, {"spec": {"cancel": True}})
+        elif isinstance(action, DeleteUnit):
+            await _delete_unit(ctx, namespace, action.name)
+            logger.info("deleted unit %s (%s)", action.name, action.why)
+        elif isinstance(action, DeleteWorkJob):
+            await ctx.kube.delete_object(PLURAL, namespace, key[1], workjob.metadata.uid)
+            logger.info("deleted the WorkJob (%s)", action.why)
+            return
+    if creates:
+        await _create_units(ctx, namespace, owner, creates)
+        logger.info("created %d units", len(creates))
+
+    old = body.get("status") or {}
+    new = decision.status.dump()
+    patch = status_patch(old, new)
+    if patch:
+        try:
+            stored = await ctx.kube.patch_status(PLURAL, namespace, key[1], patch)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return
+            raise
+        ctx.remember(PLURAL, key, stored)
+        if new.get("phase") != old.get("phase"):
+            logger.info(
+                "phase %s -> %s (%s)", old.get("phase"), new.get("phase"), new.get("reason")
+            )
+        if ctx.settings.events:
+            for action in decision.actions:
+                if isinstance(action, Event):
+                    await ctx.kube.post_event(stored, action.type, action.reason, action.message)
+
+    if decision.wake_at is not None:
+        assert ctx.workjobs is not None
+        loop = asyncio.get_running_loop()
+        delay = (decision.wake_at - datetime.now(UTC)).total_seconds()
+        ctx.workjobs.add_at(key, loop.time() + max(delay, 0) + 0.05)
+
+
+async def _create_units(
+    ctx: Context, namespace: str, owner: dict[str, Any], creates: list[CreateUnit]
+) -> None:
+    gate = asyncio.Semaphore(CREATE_CONCURRENCY)
+
+    async def create(action: CreateUnit) -> None:
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "WorkUnit",
+            "metadata": {
+                "name": action.name,
+                "namespace": namespace,
+                "labels": action.labels,
+                "annotations": action.annotations,
+                "ownerReferences": [owner],
+            },
+            "spec": {**action.spec, "priority": action.priority},
+        }
+        async with gate:
+            try:
+                await ctx.kube.create_object("workunits", namespace, body)
+            except ApiError as exc:
+                if exc.status != 409:  # AlreadyExists: created before, the name is ours
+                    raise
+
+    await asyncio.gather(*(create(a) for a in creates))
+
+
+async def _patch_unit(ctx: Context, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    try:
+        await ctx.kube.patch_object("workunits", namespace, name, patch)
+    except PermanentError as exc:
+        if exc.status != 404:
+            raise
+
+
+async def _delete_unit(ctx: Context, namespace: str, name: str) -> None:
+    unit = ctx.latest("workunits", (namespace, name))
+    uid = ((unit or {}).get("metadata") or {}).get("uid")
+    if uid:
+        await ctx.kube.delete_object("workunits", namespace, name, uid)
