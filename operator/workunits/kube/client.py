@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from workunits import GROUP, VERSION
+from workunits import GROUP, VERSION, __version__
 from workunits.kube.errors import ApiError, PermanentError, classify
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,10 @@ class Kube:
             config.load_kube_config()  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = threads * 2
-        return cls(client.ApiClient(configuration), threads)
+        api = client.ApiClient(configuration)
+        # A user agent of our own: the audit log tells the operator's writes apart.
+        api.user_agent = f"workunits-operator/{__version__}"
+        return cls(api, threads)
 
     async def _call(
         self, verb: str, resource: str, what: str, fn: Any, *args: Any, **kwargs: Any
