@@ -1,10 +1,12 @@
 """A task's unit template made into one unit's spec, for one item.
 
 ``${item}``, ``${item.key.sub}`` (a list element by its number: ``${item.files.0}``),
-``${index}`` and ``${task}`` are replaced in the command, the args, env values and
-parameter values; nothing else of the template changes. Strings are put in as they
-are, anything else as its JSON text. ``$${...}`` stands for a literal ``${...}``.
-A placeholder that names nothing is an error, never left in place silently.
+``${index}`` and ``${task}`` are replaced in the command, the args, env values,
+parameter values, and every string of a full pod ``template`` (its annotations too);
+nothing else changes. Strings are put in as they are, anything else as its JSON text.
+``$${...}`` stands for a literal ``${...}``. A placeholder of ours that names nothing
+(``${item.missing}``, ``${items}``) is an error, never left in place silently; other
+``${...}``, such as a shell's ``${HOME}``, are left for the container.
 
 Every unit also gets the parameters WORKUNIT_ITEM (its item as JSON) and
 WORKUNIT_INDEX, so a program can read its input without any substitution.
@@ -21,6 +23,7 @@ PARAM_ITEM = "WORKUNIT_ITEM"
 PARAM_INDEX = "WORKUNIT_INDEX"
 
 _PLACEHOLDER = re.compile(r"\$(\$?)\{([^{}]*)\}")
+_OURS = re.compile(r"^\s*(item|index|task)")
 
 
 class SubstitutionError(ValueError):
@@ -70,6 +73,8 @@ def substitute(text: str, item: Any, index: int, task: str) -> str:
     def replace(match: re.Match[str]) -> str:
         if match.group(1):
             return "${" + match.group(2) + "}"
+        if not _OURS.match(match.group(2)):
+            return match.group(0)  # not ours: a shell variable, say
         return as_text(lookup(match.group(2), item, index, task))
 
     return _PLACEHOLDER.sub(replace, text)
@@ -96,6 +101,9 @@ def render_unit_spec(
         if isinstance(env.get("value"), str):
             env["value"] = substitute(env["value"], item, index, task)
 
+    if spec.get("template") is not None:
+        spec["template"] = _strings(spec["template"], item, index, task)
+
     parameters = {
         name: substitute(value, item, index, task) if isinstance(value, str) else value
         for name, value in (spec.get("parameters") or {}).items()
@@ -104,3 +112,14 @@ def render_unit_spec(
     parameters[PARAM_INDEX] = str(index)
     spec["parameters"] = parameters
     return spec
+
+
+def _strings(value: Any, item: Any, index: int, task: str) -> Any:
+    """Every string inside ``value`` (a pod template) with its placeholders replaced."""
+    if isinstance(value, str):
+        return substitute(value, item, index, task)
+    if isinstance(value, dict):
+        return {k: _strings(v, item, index, task) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings(v, item, index, task) for v in value]
+    return value
