@@ -14,6 +14,7 @@ from typing import Any
 from workunits import API_VERSION
 from workunits.handlers.queue import WorkQueue
 from workunits.kube.client import Kube
+from workunits.logs import object_ref
 from workunits.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,14 +23,15 @@ ObjectKey = tuple[str, str]  # (namespace, name)
 
 
 class ObjectLogger(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes every message with the object it is about: ``[namespace/name]``."""
+    """Tags each record with the object it is about, the way kopf tags its own: kopf's
+    formatter shows a ``[namespace/name]`` prefix in text, an ``object`` field in JSON."""
 
-    def __init__(self, logger: logging.Logger, key: ObjectKey) -> None:
-        super().__init__(logger, {"object": f"{key[0]}/{key[1]}"})
+    def __init__(self, logger: logging.Logger, key: ObjectKey, kind: str | None = None) -> None:
+        super().__init__(logger, {"k8s_ref": object_ref(kind, key[0], key[1]), "k8s_skip": True})
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        assert self.extra is not None
-        return f"[{self.extra['object']}] {msg}", kwargs
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
 
 
 def _version(body: Mapping[str, Any] | None) -> int:

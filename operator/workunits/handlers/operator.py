@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from workunits import logs, metrics
 from workunits.handlers import units, workjobs
 from workunits.handlers.context import Context
 from workunits.handlers.queue import WorkQueue
@@ -48,11 +49,15 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.scanning.disabled = exact_namespaces(ours.namespaces)
 
     ctx = Context(settings=ours, kube=Kube.from_environment(ours.api_threads))
-    ctx.units = WorkQueue(units.reconcile_unit, ours.workers)
-    ctx.workjobs = WorkQueue(workjobs.reconcile_workjob, max(2, ours.workers // 2))
+    ctx.units = WorkQueue(metrics.METRICS.timed("workunit", units.reconcile_unit), ours.workers)
+    ctx.workjobs = WorkQueue(
+        metrics.METRICS.timed("workjob", workjobs.reconcile_workjob), max(2, ours.workers // 2)
+    )
     ctx.units.start()
     ctx.workjobs.start()
     install(ctx)
+    if ours.metrics_port:
+        await metrics.serve(ours.bind_address, ours.metrics_port, context)
     log.info(
         "workunits operator started: %d workers, namespaces: %s",
         ours.workers,
@@ -62,6 +67,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    await metrics.stop()
     ctx = context()
     for queue in (ctx.units, ctx.workjobs):
         if queue is not None:
@@ -75,7 +81,9 @@ def run(settings: Settings) -> None:
     kopf.configure(
         verbose=settings.verbose,
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL,
+        log_prefix=None,  # text: a [namespace/name] prefix; JSON: an "object" field
     )
+    logs.install()
     if not settings.verbose:
         # kopf reports every event handler call at info: too much for a busy operator.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

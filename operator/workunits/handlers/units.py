@@ -31,6 +31,7 @@ from workunits.handlers.state import context
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
 from workunits.kube.jobs import build_job, owner_reference
+from workunits.metrics import METRICS
 
 log = logging.getLogger(__name__)
 PLURAL = "workunits"
@@ -275,6 +276,7 @@ async def reconcile_unit(key: ObjectKey) -> None:
                 return
             raise
         ctx.remember(PLURAL, key, stored)
+        METRICS.unit_changed(old_status, stored.get("status") or {}, meta.get("creationTimestamp"))
         _check_stored(logger, patch, stored.get("status") or {})
         old_phase = old_status.get("phase")
         if new_status.get("phase") != old_phase:
