@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from workunits.api.common import DNS_LABEL, Condition, Model, ObjectMeta
 from workunits.api.workunit import Phase, WorkUnitSpec
@@ -23,6 +23,13 @@ class Range(Model):
             "x-kubernetes-validations": [{"rule": "self != 0", "message": "step must not be 0"}]
         },
     )
+
+    @field_validator("step")
+    @classmethod
+    def _step_not_zero(cls, step: int) -> int:
+        if step == 0:
+            raise ValueError("step must not be 0")
+        return step
 
 
 class Chunks(Model):
@@ -197,53 +204,122 @@ class WorkJobSpec(Model):
 
 
 class Counts(Model):
-    total: int = 0
-    pending: int = 0
-    blocked: int = 0
-    running: int = 0
-    backing_off: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancelled: int = 0
+    """Units by phase; units not created yet count as pending (or blocked)."""
+
+    total: int = Field(default=0, description="total: units in all (known so far).")
+    pending: int = Field(default=0, description="pending: units waiting to run.")
+    blocked: int = Field(default=0, description="blocked: units of tasks waiting for others.")
+    running: int = Field(default=0, description="running: units with a running attempt.")
+    backing_off: int = Field(default=0, description="backingOff: units waiting to retry.")
+    succeeded: int = Field(default=0, description="succeeded: units that succeeded.")
+    failed: int = Field(default=0, description="failed: units that failed.")
+    cancelled: int = Field(default=0, description="cancelled: units cancelled.")
 
 
 class ConfigMapRef(Model):
+    """Where a text too large for the status is kept: one ConfigMap, or several in order."""
+
     config_map: str = Field(description="configMap: the ConfigMap's name.")
     key: str = Field(description="key: the key.")
+    bytes: int | None = Field(default=None, description="bytes: the text's size.")
+    more: list[str] | None = Field(
+        default=None,
+        description=(
+            "more: further ConfigMaps (same key) holding the rest of the text, in order, "
+            "when it is too large for one."
+        ),
+    )
+
+
+# Index ranges [[start, end], ...], end exclusive, sorted and disjoint.
+IndexRanges = list[list[int]]
 
 
 class TaskStatus(Model):
-    name: str
-    phase: Phase | None = None
-    counts: Counts = Field(default_factory=Counts)
-    result: Any = Field(
-        default=None, json_schema_extra={"x-kubernetes-preserve-unknown-fields": True}
+    """One task's state, kept small: counts, index ranges, the aggregate or its reference."""
+
+    name: str = Field(description="name: the task's name.")
+    phase: Phase | None = Field(default=None, description="phase: where the task is.")
+    message: str | None = Field(
+        default=None, description="message: why it waits, or why its aggregate failed."
     )
-    result_ref: ConfigMapRef | None = None
+    counts: Counts = Field(default_factory=Counts, description="counts: units by phase.")
+    total: int | None = Field(
+        default=None, description="total: the task's items, once known (fromTask: later)."
+    )
+    next_index: int = Field(
+        default=0, description="nextIndex: units below this index have been created."
+    )
+    succeeded: IndexRanges = Field(
+        default_factory=list,
+        description="succeeded: indices of units seen succeed, as [start, end) ranges.",
+    )
+    failed: IndexRanges = Field(
+        default_factory=list,
+        description="failed: indices of units seen fail, as [start, end) ranges.",
+    )
+    cancelled: IndexRanges = Field(
+        default_factory=list,
+        description="cancelled: indices of units cancelled, as [start, end) ranges.",
+    )
+    rerun_indices: IndexRanges = Field(
+        default_factory=list,
+        description=(
+            "rerunIndices: indices re-run in the current re-run (their units are named "
+            "with -r<rerun>), as [start, end) ranges."
+        ),
+    )
+    rerun_next: int = Field(
+        default=0, description="rerunNext: re-run indices below this have been re-created."
+    )
+    aggregated: bool = Field(
+        default=False, description="aggregated: the aggregate is final (or has failed)."
+    )
+    result: Any = Field(
+        default=None,
+        description="result: the aggregate, when its JSON is under 4 KiB.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    result_ref: ConfigMapRef | None = Field(
+        default=None, description="resultRef: where a larger aggregate is kept."
+    )
 
 
 class UnitFailure(Model):
-    task: str
-    index: int
-    unit: str
-    reason: str | None = None
-    message: str | None = None
+    """A failed unit, in the bounded sample of failures."""
+
+    task: str = Field(description="task: the unit's task.")
+    index: int = Field(description="index: the unit's index in its task.")
+    unit: str = Field(description="unit: the WorkUnit's name.")
+    reason: str | None = Field(default=None, description="reason: why it failed.")
+    message: str | None = Field(default=None, description="message: details for people.")
 
 
 class WorkJobStatus(Model):
-    phase: Phase | None = None
-    reason: str | None = None
-    message: str | None = None
+    """What the operator knows of the WorkJob; small at any number of units."""
+
+    phase: Phase | None = Field(default=None, description="phase: where the WorkJob is.")
+    reason: str | None = Field(default=None, description="reason: the last reason.")
+    message: str | None = Field(default=None, description="message: the last message.")
     progress: str | None = Field(default=None, description="progress: done/total.")
     eta: str | None = Field(default=None, description="eta: when it is expected to finish.")
-    counts: Counts = Field(default_factory=Counts)
-    tasks: list[TaskStatus] = Field(default_factory=list)
-    failures: list[UnitFailure] = Field(default_factory=list)
-    start_time: str | None = None
-    completion_time: str | None = None
-    rerun: int = 0
-    conditions: list[Condition] = Field(default_factory=list)
-    observed_generation: int | None = None
+    counts: Counts = Field(default_factory=Counts, description="counts: units by phase.")
+    tasks: list[TaskStatus] = Field(default_factory=list, description="tasks: each task.")
+    failures: list[UnitFailure] = Field(
+        default_factory=list,
+        description="failures: the first failed units (at most 20), with their reasons.",
+    )
+    start_time: str | None = Field(default=None, description="startTime: the first unit.")
+    completion_time: str | None = Field(
+        default=None, description="completionTime: when it finished."
+    )
+    rerun: int = Field(default=0, description="rerun: the spec.rerun last acted on.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="conditions: Succeeded, Failed, Running, Ready..."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="observedGeneration: the generation last reconciled."
+    )
 
 
 class WorkJob(Model):

@@ -307,8 +307,10 @@ class _Task:
 
     @property
     def is_done(self) -> bool:
+        """Every unit finished, which needs the tasks it depends on done first (an empty
+        task is not done before them)."""
         total = self.total
-        return total is not None and len(self.finished()) >= total
+        return self.ready and total is not None and len(self.finished()) >= total
 
     @property
     def failures(self) -> int:
@@ -427,7 +429,7 @@ class _Reconciler:
             task.failed, task.cancelled = IndexSet(), IndexSet()
             task.status.rerun_next = 0
             again += len(task.rerun)
-            if task.rerun or not task.is_done:
+            if task.rerun:
                 task.status.aggregated = False
                 task.status.result = None
                 task.status.result_ref = None
@@ -467,6 +469,13 @@ class _Reconciler:
             for index in task.finished().gaps(0, task.status.next_index):
                 if task.created(index) and index not in task.live:
                     task.live[index] = None
+
+        for name in self.order:
+            self.refresh(self.tasks[name])
+
+    def refresh(self, task: _Task) -> None:
+        """Called in topological order, so the tasks it depends on are up to date."""
+        task.ready = all(self.tasks[d].is_done for d in task.spec.depends_on or [])
 
     def record(self, task: _Task, child: ChildUnit) -> None:
         index = child.index
@@ -529,7 +538,7 @@ class _Reconciler:
                 return
             sources = Sources(task_results={source.task: [r for _, r in results]})
         try:
-            task.items = Items(generator, sources)
+            items = Items(generator, sources)
         except NotLoaded as missing:
             self.decision.wanted.add(missing.what)
             return
@@ -541,7 +550,8 @@ class _Reconciler:
             self.stop(Phase.FAILED, INVALID_INPUT, f"task {task.name}: {error}")
         if task.status.message and task.status.message.startswith("ConfigMap "):
             task.status.message = None
-        task.status.total = len(task.items)
+        task.items = items
+        task.status.total = len(items)
 
     def over_budget(self) -> str | None:
         """Why the failures are more than the failure policy allows, or None."""
@@ -566,7 +576,7 @@ class _Reconciler:
         # Items first: totals feed the failure budget and the progress.
         for name in self.order:
             task = self.tasks[name]
-            task.ready = all(self.tasks[d].is_done for d in task.spec.depends_on or [])
+            self.refresh(task)
             if task.items is None and (task.total is None or not task.is_done):
                 self.load_items(task)
 
@@ -786,11 +796,11 @@ class _Reconciler:
             return Phase.FAILED if failed_here else Phase.SUCCEEDED
         if phase in (Phase.FAILED, Phase.CANCELLED):
             return phase
-        if task.live or task.is_done:
+        if not task.ready:
+            return Phase.BLOCKED
+        if task.live or task.status.next_index or task.is_done:
             return Phase.RUNNING
-        if len(task.finished()) or (task.ready and task.items is not None):
-            return Phase.RUNNING if task.status.next_index else Phase.PENDING
-        return Phase.BLOCKED
+        return Phase.PENDING
 
     def eta(self, done: int, total: int) -> str | None:
         start = parse_time(self.status.start_time)
