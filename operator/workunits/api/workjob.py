@@ -93,7 +93,7 @@ class Generator(Model):
 
 
 # Structural schemas allow ``required`` inside oneOf: exactly one source is set.
-_ONE_GENERATOR = [
+_ONE_GENERATOR: list[Any] = [
     {"required": [key]} for key in ("items", "range", "chunks", "configMap", "fromTask")
 ]
 Generator.model_config["json_schema_extra"] = {"oneOf": _ONE_GENERATOR}
