@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit lint crds cluster-up cluster-down bench clean
+.PHONY: run test unit lint crds docs cluster-up cluster-down bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/workunits crds --output-dir crds
+	cp crds/*.yaml manifests/crds/
+	cp crds/*.yaml charts/workunits/crds/
+
+docs: $(STAMP)
+	$(BIN)/python -m workunits.api.reference > docs/reference.md
 
 cluster-up:
 	hack/cluster.sh up

@@ -126,9 +126,12 @@ def free_port() -> int:
 class Operator:
     """The operator as a real process, as users run it: ``workunits run``."""
 
-    def __init__(self, *args: str, name: str = "operator") -> None:
+    def __init__(
+        self, *args: str, name: str = "operator", env: dict[str, str] | None = None
+    ) -> None:
         self.args = args
         self.name = name
+        self.env = env  # extra environment variables, such as another KUBECONFIG
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         LOGS.mkdir(parents=True, exist_ok=True)
@@ -145,7 +148,10 @@ class Operator:
             *self.args,
         ]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            env = {**os.environ, **self.env} if self.env else None
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+            )
         wait_for(f"{self.name} to be healthy", self._healthy, timeout=60)
         return self
 
