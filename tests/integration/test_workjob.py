@@ -177,6 +177,7 @@ def test_an_etl_pipeline_fans_out_over_extracts_result(ns: str) -> None:
     load = {
         "name": "load",
         "dependsOn": ["transform"],
+        "generator": {"fromTask": {"task": "transform", "reduce": True}},
         "template": scripted(annotations={"sim.workunits.io/message": '"loaded"'}),
     }
     apply(workjob("etl", [extract, transform, load], parallelism=4), ns)
@@ -185,6 +186,21 @@ def test_an_etl_pipeline_fans_out_over_extracts_result(ns: str) -> None:
     assert by_task["transform"]["counts"]["succeeded"] == 6
     assert by_task["transform"]["result"] == sum(10 + i for i in range(6))
     assert status["counts"]["total"] == 8
+
+    # The reducer got every transform result as mounted files, not through env or args.
+    loader = next(u for u in items("workunits", ns) if u["metadata"]["name"].startswith("etl-load"))
+    inputs = loader["spec"]["inputs"]
+    assert [i["mountPath"] for i in inputs] == ["/var/run/workunits/inputs/results/0"]
+    results = get("configmap", inputs[0]["configMap"], ns)
+    assert results is not None
+    assert {k: json.loads(v)["rows"] for k, v in results["data"].items()} == {
+        str(i): 10 + i for i in range(6)
+    }
+    job = items("jobs", ns, f"workunits.io/unit-uid={loader['metadata']['uid']}")[0]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["configMap"]["name"] == inputs[0]["configMap"]
+    assert pod["containers"][0]["volumeMounts"][0]["readOnly"] is True
+    assert "rows" not in json.dumps(pod["containers"][0].get("env"))
 
 
 def test_deleting_the_workjob_cleans_up_every_child(ns: str) -> None:

@@ -20,7 +20,9 @@ def test_an_attempt_is_a_job_that_never_retries_itself() -> None:
     assert spec["backoffLimit"] == 0
     assert spec["podReplacementPolicy"] == "Failed"
     assert spec["podFailurePolicy"]["rules"][0] == {
-        "action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget"}],
+    }
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["containers"][0]["command"] == ["run"]
@@ -35,8 +37,17 @@ def test_labels_and_owner_name_the_unit() -> None:
 
 
 def test_parameters_and_identity_reach_the_container() -> None:
-    job = build_job(unit({"parameters": {"INPUT": "s3://b/f.parquet"},
-                          "env": [{"name": "INPUT", "value": "override"}]}), 1, "j", None)
+    job = build_job(
+        unit(
+            {
+                "parameters": {"INPUT": "s3://b/f.parquet"},
+                "env": [{"name": "INPUT", "value": "override"}],
+            }
+        ),
+        1,
+        "j",
+        None,
+    )
     env = env_of(job)
     assert env["WORKUNIT_NAME"] == "hello" and env["WORKUNIT_ATTEMPT"] == "1"
     assert json.loads(env["WORKUNIT_PARAMETERS"]) == {"INPUT": "s3://b/f.parquet"}
@@ -45,8 +56,12 @@ def test_parameters_and_identity_reach_the_container() -> None:
 
 
 def test_numeric_quantities_become_strings() -> None:
-    job = build_job(unit({"resources": {"requests": {"cpu": 0.5, "memory": "1Gi"},
-                                        "limits": {"cpu": 1}}}), 1, "j", None)
+    job = build_job(
+        unit({"resources": {"requests": {"cpu": 0.5, "memory": "1Gi"}, "limits": {"cpu": 1}}}),
+        1,
+        "j",
+        None,
+    )
     resources = job["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "0.5", "memory": "1Gi"}, "limits": {"cpu": "1"}}
 
@@ -59,11 +74,13 @@ def test_memory_after_oom_overrides_request_and_limit() -> None:
 
 
 def test_a_full_template_is_used_as_given_plus_our_labels() -> None:
-    template = {"metadata": {"labels": {"team": "data"}},
-                "spec": {"containers": [{"name": "main", "image": "x"}],
-                         "nodeSelector": {"gpu": "yes"}}}
-    job = build_job(unit({"image": None, "template": template, "priorityClassName": "high"}),
-                    1, "j", None)
+    template = {
+        "metadata": {"labels": {"team": "data"}},
+        "spec": {"containers": [{"name": "main", "image": "x"}], "nodeSelector": {"gpu": "yes"}},
+    }
+    job = build_job(
+        unit({"image": None, "template": template, "priorityClassName": "high"}), 1, "j", None
+    )
     pod = job["spec"]["template"]
     assert pod["metadata"]["labels"]["team"] == "data"
     assert pod["spec"]["nodeSelector"] == {"gpu": "yes"}
@@ -80,3 +97,20 @@ def test_restart_on_failure_drops_the_pod_failure_policy() -> None:
 def test_attempt_timeout_is_the_jobs_active_deadline() -> None:
     job = build_job(unit({"attemptTimeoutSeconds": 30}), 1, "j", None)
     assert job["spec"]["activeDeadlineSeconds"] == 30
+
+
+def test_inputs_are_mounted_read_only() -> None:
+    job = build_job(
+        unit({"inputs": [{"configMap": "files"}, {"secret": "creds", "mountPath": "/etc/creds"}]}),
+        1,
+        "j",
+        None,
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {"name": "workunits-input-0", "configMap": {"name": "files"}},
+        {"name": "workunits-input-1", "secret": {"secretName": "creds"}},
+    ]
+    mounts = pod["containers"][0]["volumeMounts"]
+    assert [m["mountPath"] for m in mounts] == ["/var/run/workunits/inputs/files", "/etc/creds"]
+    assert all(m["readOnly"] for m in mounts)

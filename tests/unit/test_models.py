@@ -16,8 +16,9 @@ def test_a_spec_needs_something_to_run() -> None:
 
 
 def test_camel_case_in_and_out() -> None:
-    spec = WorkUnitSpec.model_validate({"image": "x", "attemptTimeoutSeconds": 5,
-                                        "dependsOn": ["a"]})
+    spec = WorkUnitSpec.model_validate(
+        {"image": "x", "attemptTimeoutSeconds": 5, "dependsOn": ["a"]}
+    )
     dumped = spec.dump()
     assert dumped["attemptTimeoutSeconds"] == 5 and dumped["dependsOn"] == ["a"]
 
@@ -30,8 +31,14 @@ def test_quantities_are_accepted_as_kubernetes_does(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("text", "amount"),
-    [("1Gi", 2**30), ("500m", 0.5), ("0.5", 0.5), ("1e3", 1000), ("128Mi", 128 * 2**20),
-     ("2k", 2000)],
+    [
+        ("1Gi", 2**30),
+        ("500m", 0.5),
+        ("0.5", 0.5),
+        ("1e3", 1000),
+        ("128Mi", 128 * 2**20),
+        ("2k", 2000),
+    ],
 )
 def test_quantity_parsing(text: str, amount: float) -> None:
     assert float(quantity.parse(text)) == pytest.approx(amount)
@@ -52,3 +59,12 @@ def test_generator_needs_exactly_one_source() -> None:
 def test_workjob_needs_a_task() -> None:
     with pytest.raises(ValidationError):
         WorkJobSpec.model_validate({"tasks": []})
+
+
+def test_an_input_is_exactly_one_source() -> None:
+    from workunits.api.workunit import InputSource
+
+    with pytest.raises(ValidationError, match="exactly one of configMap or secret"):
+        InputSource.model_validate({"configMap": "a", "secret": "b"})
+    with pytest.raises(ValidationError, match="exactly one of configMap or secret"):
+        InputSource.model_validate({})

@@ -58,6 +58,15 @@ class FromTask(Model):
         default=True,
         description="flatten: a result that is a list gives one item per element. Default true.",
     )
+    reduce: bool = Field(
+        default=False,
+        description=(
+            "reduce: true runs one unit over all the task's results (a reducer) instead of "
+            "one per result. The results are mounted as files, one per unit index holding "
+            "its JSON, under /var/run/workunits/inputs/results/<n>/; the unit's item is "
+            "{task, count}. Default false."
+        ),
+    )
 
 
 class Generator(Model):

@@ -146,6 +146,45 @@ class RetryPolicy(Model):
     )
 
 
+INPUTS_DIR = "/var/run/workunits/inputs"
+
+
+class InputSource(Model):
+    """A ConfigMap or a Secret of the unit's namespace, mounted as files (one per key)."""
+
+    config_map: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN, max_length=253,
+        description="configMap: the ConfigMap's name.",
+    )
+    secret: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN, max_length=253,
+        description="secret: the Secret's name.",
+    )
+    mount_path: str | None = Field(
+        default=None, pattern=r"^/", max_length=1024,
+        description=f"mountPath: where its files appear. Default {INPUTS_DIR}/<name>.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> InputSource:
+        if (self.config_map is None) == (self.secret is None):
+            raise ValueError("an input is exactly one of configMap or secret")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.config_map or self.secret or ""
+
+    @property
+    def path(self) -> str:
+        return self.mount_path or f"{INPUTS_DIR}/{self.name}"
+
+
+InputSource.model_config["json_schema_extra"] = {
+    "oneOf": [{"required": ["configMap"]}, {"required": ["secret"]}]
+}
+
+
 class WorkUnitSpec(Model):
     """What to run, with which inputs, and how to retry it."""
 
@@ -226,6 +265,15 @@ class WorkUnitSpec(Model):
     )
     service_account_name: str | None = Field(
         default=None, description="serviceAccountName: the pod's service account."
+    )
+    inputs: list[InputSource] | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "inputs: ConfigMaps and Secrets mounted read-only into the unit's container, "
+            "each under /var/run/workunits/inputs/<name> unless mountPath says otherwise. "
+            "Large inputs travel this way, never through env or args."
+        ),
     )
 
     @model_validator(mode="after")

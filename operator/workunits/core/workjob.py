@@ -47,13 +47,21 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from workunits.api.workjob import ConfigMapRef, Task, TaskStatus, UnitFailure, WorkJob
+from workunits.api.workjob import (
+    ConfigMapRef,
+    Generator,
+    Task,
+    TaskStatus,
+    UnitFailure,
+    WorkJob,
+)
 from workunits.api.workjob import WorkJobStatus as JobStatus
-from workunits.api.workunit import Phase
+from workunits.api.workunit import INPUTS_DIR, Phase
 from workunits.core.aggregate import AggregateError, aggregate
 from workunits.core.conditions import set_condition
 from workunits.core.dag import DagError, validate
 from workunits.core.generators import (
+    NO_SOURCES,
     ConfigMapNotFound,
     GeneratorError,
     Items,
@@ -529,6 +537,15 @@ class _Reconciler:
         generator = task.spec.generator
         sources = Sources(config_maps=self.inputs)
         source = generator.from_task if generator is not None else None
+        if source is not None and source.reduce:
+            earlier = self.tasks[source.task]
+            if not earlier.is_done:
+                return
+            # A reducer: one unit, its input every result, mounted from the ConfigMaps.
+            reducer = Generator(items=[{"task": source.task, "count": len(earlier.succeeded)}])
+            task.items = Items(reducer, NO_SOURCES)
+            task.status.total = 1
+            return
         if source is not None:
             earlier = self.tasks[source.task]
             if not earlier.is_done:
@@ -642,6 +659,14 @@ class _Reconciler:
             if slots <= 0:
                 break
 
+    def result_inputs(self, name: str) -> list[dict[str, str]]:
+        """A task's results ConfigMaps as a reducer's inputs: results/<chunk>/<index>."""
+        return [
+            {"configMap": results_config_map(self.job, name, chunk),
+             "mountPath": f"{INPUTS_DIR}/results/{chunk}"}
+            for chunk in _chunks_of(self.tasks[name].succeeded)
+        ]
+
     def create(self, task: _Task, index: int) -> None:
         assert task.items is not None
         if index >= len(task.items):
@@ -651,6 +676,9 @@ class _Reconciler:
             spec = render_unit_spec(template.spec.dump(), task.items[index], index, task.name)
         except SubstitutionError as error:
             self.stop(Phase.FAILED, INVALID_SPEC, f"task {task.name}, unit {index}: {error}")
+        source = task.spec.generator.from_task if task.spec.generator else None
+        if source is not None and source.reduce:
+            spec["inputs"] = [*(spec.get("inputs") or []), *self.result_inputs(source.task)]
         rerun = task.generation if index in task.rerun else 0
         meta = template.metadata
         labels = {

@@ -86,6 +86,19 @@ def _inject_env(container: dict[str, Any], unit: WorkUnit, attempt: int) -> None
     container["env"] = ours + list(container.get("env") or [])
 
 
+def _mount_inputs(pod: dict[str, Any], container: dict[str, Any], unit: WorkUnit) -> None:
+    for number, source in enumerate(unit.spec.inputs or []):
+        volume = f"workunits-input-{number}"
+        if source.config_map is not None:
+            pod.setdefault("volumes", []).append(
+                {"name": volume, "configMap": {"name": source.config_map}})
+        else:
+            pod.setdefault("volumes", []).append(
+                {"name": volume, "secret": {"secretName": source.secret}})
+        container.setdefault("volumeMounts", []).append(
+            {"name": volume, "mountPath": source.path, "readOnly": True})
+
+
 def build_job(unit: WorkUnit, attempt: int, job_name: str, memory: str | None) -> dict[str, Any]:
     """The Job manifest for ``attempt`` of ``unit``."""
     spec = unit.spec
@@ -105,6 +118,7 @@ def build_job(unit: WorkUnit, attempt: int, job_name: str, memory: str | None) -
     if containers:
         work = containers[0]
         _inject_env(work, unit, attempt)
+        _mount_inputs(pod, work, unit)
         # A failed container with no termination message reports its last log lines.
         work.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
         if memory is not None:
