@@ -14,8 +14,9 @@ LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 NAMES = ["a", "hello", "x" * 253, "a.b.c", "dots." * 50 + "end", "-".join(["seg"] * 60)]
 
 
-@pytest.mark.parametrize("name", NAMES, ids=["one", "short", "longest", "dots", "many-dots",
-                                             "dashes"])
+@pytest.mark.parametrize(
+    "name", NAMES, ids=["one", "short", "longest", "dots", "many-dots", "dashes"]
+)
 def test_job_names_are_valid_label_values_at_any_length(name: str) -> None:
     for attempt in (1, 9, 1000):
         job = job_name(name, "uid-1", attempt)

@@ -47,15 +47,17 @@ def test_a_partial_backoff_keeps_the_other_defaults() -> None:
     assert policy.max_attempts == 3
 
 
-POLICY = RetryPolicy.model_validate({
-    "rules": [
-        {"action": "Fail", "onExitCodes": {"values": [2, 3]}},
-        {"action": "Ignore", "onPodConditions": ["DisruptionTarget"]},
-        {"action": "Retry", "onReasons": ["OOMKilled"]},
-        {"action": "Fail", "onExitCodes": {"operator": "NotIn", "values": [0, 1, 137]}},
-    ],
-    "defaultAction": "Retry",
-})
+POLICY = RetryPolicy.model_validate(
+    {
+        "rules": [
+            {"action": "Fail", "onExitCodes": {"values": [2, 3]}},
+            {"action": "Ignore", "onPodConditions": ["DisruptionTarget"]},
+            {"action": "Retry", "onReasons": ["OOMKilled"]},
+            {"action": "Fail", "onExitCodes": {"operator": "NotIn", "values": [0, 1, 137]}},
+        ],
+        "defaultAction": "Retry",
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -69,17 +71,24 @@ POLICY = RetryPolicy.model_validate({
         (Failure("Error", 1), Action.RETRY, None),
         (Failure("StartTimeout", None), Action.RETRY, None),
     ],
-    ids=["exit-2-fails", "exit-3-fails", "disruption-ignored", "oom-retried",
-         "unknown-code-fails-by-notin", "exit-1-default", "no-exit-code-skips-code-rules"],
+    ids=[
+        "exit-2-fails",
+        "exit-3-fails",
+        "disruption-ignored",
+        "oom-retried",
+        "unknown-code-fails-by-notin",
+        "exit-1-default",
+        "no-exit-code-skips-code-rules",
+    ],
 )
 def test_first_matching_rule_decides(failure: Failure, action: Action, rule: int | None) -> None:
     assert classify(POLICY, failure) == (action, rule)
 
 
 def test_a_rule_needs_all_its_criteria() -> None:
-    policy = RetryPolicy.model_validate({
-        "rules": [{"action": "Fail", "onExitCodes": {"values": [137]}, "onReasons": ["Error"]}]
-    })
+    policy = RetryPolicy.model_validate(
+        {"rules": [{"action": "Fail", "onExitCodes": {"values": [137]}, "onReasons": ["Error"]}]}
+    )
     assert classify(policy, Failure("OOMKilled", 137)) == (Action.RETRY, None)
     assert classify(policy, Failure("Error", 137)) == (Action.FAIL, 0)
 

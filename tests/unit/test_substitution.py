@@ -15,8 +15,10 @@ def test_shell_variables_are_left_for_the_container() -> None:
 def test_every_string_of_a_pod_template_is_rendered() -> None:
     template = {
         "metadata": {"annotations": {"result": '{"rows": ${item.rows}}'}},
-        "spec": {"containers": [{"name": "w", "image": "x", "args": ["${index}"]}],
-                 "activeDeadlineSeconds": 5},
+        "spec": {
+            "containers": [{"name": "w", "image": "x", "args": ["${index}"]}],
+            "activeDeadlineSeconds": 5,
+        },
     }
     spec = render_unit_spec({"template": template}, {"rows": 7}, 3, "t")
     assert spec["template"]["metadata"]["annotations"]["result"] == '{"rows": 7}'

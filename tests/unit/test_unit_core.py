@@ -34,8 +34,12 @@ def run(
     return reconcile(u, attempts, deps or {}, at(now), lambda: 0.5)
 
 
-def step(u: WorkUnit, attempts: Sequence[ObservedAttempt] = (), now: float = 0,
-         deps: Mapping[str, Dependency] | None = None) -> tuple[WorkUnit, Decision]:
+def step(
+    u: WorkUnit,
+    attempts: Sequence[ObservedAttempt] = (),
+    now: float = 0,
+    deps: Mapping[str, Dependency] | None = None,
+) -> tuple[WorkUnit, Decision]:
     """Reconcile and carry the new status into the unit, as the API server would."""
     decision = run(u, attempts, now, deps)
     return u.model_copy(update={"status": decision.status}), decision
@@ -103,8 +107,14 @@ def test_nothing_changes_when_nothing_happened() -> None:
 
 
 def failed(n: int, at_: float, code: int = 1, reason: str = "Error") -> ObservedAttempt:
-    return attempt(n, "Failed", created=at_ - 1, ended=at_,
-                   pod_=pod("Failed", code, reason), job_reason="BackoffLimitExceeded")
+    return attempt(
+        n,
+        "Failed",
+        created=at_ - 1,
+        ended=at_,
+        pod_=pod("Failed", code, reason),
+        job_reason="BackoffLimitExceeded",
+    )
 
 
 def test_fail_twice_then_succeed_follows_the_backoff() -> None:
@@ -157,8 +167,11 @@ def test_a_fail_rule_ends_the_unit_on_the_first_failure() -> None:
 
 
 def test_an_ignored_failure_does_not_spend_the_budget() -> None:
-    rules = {**NO_JITTER, "maxAttempts": 1,
-             "rules": [{"action": "Ignore", "onReasons": ["Evicted"]}]}
+    rules = {
+        **NO_JITTER,
+        "maxAttempts": 1,
+        "rules": [{"action": "Ignore", "onReasons": ["Evicted"]}],
+    }
     u, _ = step(unit({"retry": rules}))
     u, _ = step(u, [failed(1, 1, reason="Evicted")], now=1)
     assert u.status.phase is Phase.BACKING_OFF
@@ -166,9 +179,10 @@ def test_an_ignored_failure_does_not_spend_the_budget() -> None:
 
 
 def test_oom_grows_memory_up_to_the_ceiling() -> None:
-    spec = {"resources": {"limits": {"memory": "1Gi"}},
-            "retry": {**NO_JITTER, "maxAttempts": 5, "oomMemoryFactor": 2,
-                      "oomMemoryMax": "3Gi"}}
+    spec = {
+        "resources": {"limits": {"memory": "1Gi"}},
+        "retry": {**NO_JITTER, "maxAttempts": 5, "oomMemoryFactor": 2, "oomMemoryMax": "3Gi"},
+    }
     u, _ = step(unit(spec))
     jobs = [failed(1, 1, 137, "OOMKilled")]
     u, _ = step(u, jobs, now=1)
@@ -186,8 +200,9 @@ def test_oom_grows_memory_up_to_the_ceiling() -> None:
 def test_a_pod_that_never_starts_fails_the_attempt_with_its_waiting_reason() -> None:
     u, d = step(unit({"startTimeoutSeconds": 60, "retry": NO_JITTER}))
     assert d.wake_at == at(60)
-    stuck = attempt(1, "Active", pod_=pod("Pending", started=False, waiting="ImagePullBackOff"),
-                    started=False)
+    stuck = attempt(
+        1, "Active", pod_=pod("Pending", started=False, waiting="ImagePullBackOff"), started=False
+    )
     u, d = step(u, [stuck], now=30)
     assert u.status.phase is Phase.RUNNING and kinds(d) == []
     u, d = step(u, [stuck], now=60)
@@ -239,11 +254,18 @@ def test_an_attempt_timeout_is_reported_as_deadline_exceeded() -> None:
         (None, pod("Failed", 2, None), "Error"),
         (None, None, "Failed"),
     ],
-    ids=["backoff-limit", "pod-failure-policy", "deadline", "max-failed-indexes",
-         "failed-indexes", "oom", "exit-code-only", "nothing-known"],
+    ids=[
+        "backoff-limit",
+        "pod-failure-policy",
+        "deadline",
+        "max-failed-indexes",
+        "failed-indexes",
+        "oom",
+        "exit-code-only",
+        "nothing-known",
+    ],
 )
-def test_each_job_failure_maps_to_a_reason(job_reason: str | None, pod_: Any,
-                                           reason: str) -> None:
+def test_each_job_failure_maps_to_a_reason(job_reason: str | None, pod_: Any, reason: str) -> None:
     u, _ = step(unit({"retry": {"maxAttempts": 1}}))
     job = attempt(1, "Failed", ended=3, pod_=pod_, job_reason=job_reason)
     u, _ = step(u, [job], now=3)
@@ -360,8 +382,9 @@ def test_observed_generation_follows_the_spec() -> None:
 
 
 def test_history_is_bounded() -> None:
-    u, _ = step(unit({"retry": {"maxAttempts": 50, "backoff": {"initialDelaySeconds": 0,
-                                                               "jitter": 0}}}))
+    u, _ = step(
+        unit({"retry": {"maxAttempts": 50, "backoff": {"initialDelaySeconds": 0, "jitter": 0}}})
+    )
     jobs: list[ObservedAttempt] = []
     now = 0.0
     for n in range(1, 15):
