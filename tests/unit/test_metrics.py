@@ -188,3 +188,28 @@ def test_reconciles_are_timed_and_their_errors_counted() -> None:
         asyncio.run(m.timed("workunit", broken)(("ns", "b")))
     assert value(m, "workunits_reconcile_duration_seconds_count", kind="workunit") == 2
     assert value(m, "workunits_reconcile_errors_total", kind="workunit") == 1
+
+
+def test_the_dashboard_queries_only_metrics_that_exist() -> None:
+    import json
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "charts/workunits/dashboards/workunits.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"\bworkunits_[a-z_]+", target["expr"])
+    }
+    m = Metrics()  # with one of everything, so that every labelled series shows
+    m.unit_changed({}, {"phase": "Succeeded", "attempts": 1, "completionTime": CREATED}, CREATED)
+    m.reconcile_errors.labels("workunit").inc()
+    m.reconcile_seconds.labels("workunit").observe(0.1)
+    kube = FakeKube(Counter({("create", "jobs"): 1}), Counter({("create", "jobs"): 1}))
+    ctx = FakeContext(kube=kube, indices={}, units=FakeQueue(0, 0), workjobs=FakeQueue(0, 0))
+    m.watch(lambda: ctx)
+    exposed = {name for name, _ in samples(m)}
+    assert queried, "the dashboard queries nothing"
+    assert queried <= exposed, sorted(queried - exposed)
