@@ -21,3 +21,13 @@ class Settings:
     bind_address: str = os.environ.get("WORKUNITS_BIND_ADDRESS", "127.0.0.1")
     events: bool = os.environ.get("WORKUNITS_EVENTS", "true").lower() not in ("0", "false", "no")
     verbose: bool = os.environ.get("WORKUNITS_VERBOSE", "").lower() in ("1", "true", "yes")
+    leader_elect: bool = os.environ.get("WORKUNITS_LEADER_ELECT", "").lower() in (
+        "1",
+        "true",
+        "yes",
+    )
+    lease_name: str = os.environ.get("WORKUNITS_LEASE_NAME", "workunits-operator")
+    lease_namespace: str = os.environ.get(
+        "WORKUNITS_LEASE_NAMESPACE", os.environ.get("POD_NAMESPACE", "default")
+    )
+    lease_duration: float = float(os.environ.get("WORKUNITS_LEASE_DURATION", "15"))

@@ -20,7 +20,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.namespaces = [n for part in args.namespace for n in part.split(",") if n]
     if args.all_namespaces:
         settings.namespaces = []
-    for name in ("workers", "log_format", "metrics_port", "health_port", "bind_address"):
+    for name in (
+        "workers",
+        "log_format",
+        "metrics_port",
+        "health_port",
+        "bind_address",
+        "lease_name",
+        "lease_namespace",
+        "lease_duration",
+    ):
         value = getattr(args, name)
         if value is not None:
             setattr(settings, name, value)
@@ -28,6 +37,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.verbose = True
     if args.no_events:
         settings.events = False
+    if args.leader_elect:
+        settings.leader_elect = True
     run(settings)
     return 0
 
@@ -268,6 +279,23 @@ def parser() -> argparse.ArgumentParser:
         "--no-events",
         action="store_true",
         help="post no Kubernetes Events; env WORKUNITS_EVENTS=false",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a Lease acts; "
+        "env WORKUNITS_LEADER_ELECT",
+    )
+    run.add_argument("--lease-name", help="the Lease's name; env WORKUNITS_LEASE_NAME")
+    run.add_argument(
+        "--lease-namespace",
+        help="the Lease's namespace; env WORKUNITS_LEASE_NAMESPACE, else POD_NAMESPACE",
+    )
+    run.add_argument(
+        "--lease-duration",
+        type=float,
+        help="seconds a leader's Lease lasts without renewal (default 15); "
+        "env WORKUNITS_LEASE_DURATION",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)

@@ -360,13 +360,13 @@ class _Reconciler:
         if latest is not None and latest.outcome == "Succeeded":
             self.succeed(latest)
             return
-        if (
+        unjudged = (
             latest is not None
             and latest.outcome in ("Failed", "Cancelled")
             and latest.action is None
-        ):
-            if self.judge_failure(latest, deadline):
-                return
+        )
+        if unjudged and self.judge_failure(latest, deadline):  # type: ignore[arg-type]
+            return
 
         if deadline is not None and self.now >= deadline:
             self.finish(

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import kopf
+from aiohttp import web
+from kubernetes import client
 
 from workunits import logs, metrics
 from workunits.handlers import units, workjobs
 from workunits.handlers.context import Context
 from workunits.handlers.queue import WorkQueue
 from workunits.handlers.state import context, install
-from workunits.kube.client import Kube
+from workunits.kube.client import Kube, load_configuration
+from workunits.kube.lease import Elector, identity
 from workunits.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -92,11 +96,60 @@ def run(settings: Settings) -> None:
         if settings.health_port
         else None
     )
-    asyncio.run(
-        kopf.operator(
+    asyncio.run(_main(settings, liveness))
+
+
+async def _main(settings: Settings, liveness: str | None) -> None:
+    async def operate() -> None:
+        await kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=True,
             liveness_endpoint=liveness,
         )
+
+    if not settings.leader_elect:
+        await operate()
+        return
+
+    elector = Elector(
+        api=client.ApiClient(load_configuration()),
+        namespace=settings.lease_namespace,
+        name=settings.lease_name,
+        identity=identity(),
+        lease_duration=settings.lease_duration,
+        renew_deadline=settings.lease_duration * 2 / 3,
+        retry_period=max(settings.lease_duration / 7, 0.5),
     )
+    standby = await _standby_health(settings) if settings.health_port else None
+    try:
+        await elector.acquire()
+    finally:
+        if standby is not None:
+            await standby.cleanup()
+
+    def lost() -> None:
+        # Another replica may lead by now: stop at once, with no further write.
+        logging.shutdown()
+        os._exit(1)
+
+    keeper = asyncio.create_task(elector.keep(lost))
+    try:
+        await operate()
+    finally:
+        keeper.cancel()
+        await elector.release()
+
+
+async def _standby_health(settings: Settings) -> web.AppRunner:
+    """A standby is healthy while it waits: answer /healthz until it leads."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="standby")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, settings.bind_address, settings.health_port).start()
+    return runner

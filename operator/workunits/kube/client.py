@@ -24,6 +24,15 @@ from workunits.kube.errors import ApiError, PermanentError, classify
 log = logging.getLogger(__name__)
 
 
+def load_configuration() -> client.Configuration:
+    """In a pod: its service account; elsewhere: the current kubeconfig context."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.Configuration.get_default_copy()
+
+
 class JobConflict(PermanentError):
     """A Job with the attempt's name exists and belongs to something else."""
 
