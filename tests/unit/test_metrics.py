@@ -204,7 +204,8 @@ def test_the_dashboard_queries_only_metrics_that_exist() -> None:
         for name in re.findall(r"\bworkunits_[a-z_]+", target["expr"])
     }
     m = Metrics()  # with one of everything, so that every labelled series shows
-    m.unit_changed({}, {"phase": "Succeeded", "attempts": 1, "completionTime": CREATED}, CREATED)
+    finished = {"phase": "Succeeded", "startTime": CREATED, "completionTime": CREATED}
+    m.unit_changed({}, finished, CREATED)
     m.reconcile_errors.labels("workunit").inc()
     m.reconcile_seconds.labels("workunit").observe(0.1)
     kube = FakeKube(Counter({("create", "jobs"): 1}), Counter({("create", "jobs"): 1}))
