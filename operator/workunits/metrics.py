@@ -45,7 +45,7 @@ from workunits.api.workunit import Phase
 log = logging.getLogger(__name__)
 
 # The *_created series double every counter for a timestamp dashboards do not use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 PHASES = tuple(p.value for p in Phase)
 FINAL_PHASES = tuple(p.value for p in Phase if p.finished)
