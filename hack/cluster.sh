@@ -67,7 +67,9 @@ healthy() {
     count=$((count + 1))
   done < <(pids)
   ((count >= 5)) || return 1
-  k --request-timeout=5s get --raw /readyz >/dev/null 2>&1
+  k --request-timeout=5s get --raw /readyz >/dev/null 2>&1 || return 1
+  # A cluster made before kwok's Logs CRD was enabled is made again.
+  k --request-timeout=5s get crd logs.kwok.x-k8s.io >/dev/null 2>&1
 }
 
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
@@ -127,7 +129,7 @@ up() {
       --kube-authorization
       --kube-admission
       --disable-qps-limits
-      --enable-crds Stage
+      --enable-crds Stage,Logs
       --kubeconfig ''
       --wait 120s
     )

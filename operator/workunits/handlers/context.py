@@ -34,6 +34,22 @@ class ObjectLogger(logging.LoggerAdapter[logging.Logger]):
         return msg, kwargs
 
 
+_HEAVY_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An object as the caches keep it: without managedFields and kubectl's copy of the
+    last applied manifest, which no decision reads and which double its size."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    annotations = meta.get("annotations")
+    if annotations and any(k in annotations for k in _HEAVY_ANNOTATIONS):
+        meta["annotations"] = {
+            k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS
+        }
+    return {**body, "metadata": meta}
+
+
 def _version(body: Mapping[str, Any] | None) -> int:
     try:
         return int((body or {}).get("metadata", {}).get("resourceVersion", "0"))
@@ -90,7 +106,7 @@ class Context:
         return dict(found) if found is not None else None
 
     def remember(self, plural: str, key: ObjectKey, body: dict[str, Any]) -> None:
-        self.written[(plural, key)] = body
+        self.written[(plural, key)] = slim(body)
 
     def forget(self, plural: str, key: ObjectKey) -> None:
         self.written.pop((plural, key), None)

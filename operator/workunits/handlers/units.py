@@ -26,7 +26,7 @@ from workunits.core.unit import (
     StoreResult,
     reconcile,
 )
-from workunits.handlers.context import Context, ObjectKey, ObjectLogger
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
 from workunits.handlers.state import context
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
@@ -43,7 +43,7 @@ UNIT_SELECTOR = {names.LABEL_UNIT_UID: kopf.PRESENT}
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def workunits_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): dict(body)}
+    return {(namespace, name): slim(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -32,7 +32,7 @@ from workunits.core.workjob import (
     inputs_needed,
     reconcile,
 )
-from workunits.handlers.context import Context, ObjectKey, ObjectLogger
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
 from workunits.handlers.state import context
 from workunits.handlers.units import refuse, status_patch
 from workunits.kube.errors import ApiError, PermanentError
@@ -47,7 +47,7 @@ _PHASES = {p.value for p in Phase}
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def workjobs_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): dict(body)}
+    return {(namespace, name): slim(body)}
 
 
 @kopf.index(GROUP, VERSION, "workunits", labels=CHILD_SELECTOR)
