@@ -16,11 +16,27 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.kube import ROOT, Operator, apply, kubectl, new_namespace, unit_phase, wait_for
+from tests.kube import (
+    ROOT,
+    Operator,
+    apply,
+    get,
+    kubectl,
+    new_namespace,
+    unit_phase,
+    wait_for,
+)
 
 CHART = ROOT / "charts" / "workunits"
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
 RBAC_KINDS = {"ServiceAccount", "Role", "RoleBinding"}
+LEASE_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    }
+]
 
 
 def helm_binary() -> pathlib.Path | None:
@@ -72,6 +88,8 @@ def render(helm: pathlib.Path, namespace: str, *sets: str) -> list[dict[str, Any
             ("watchNamespaces={team-*}", "metrics.serviceMonitor.enabled=true"),
             id="patterns-and-servicemonitor",
         ),
+        pytest.param(("replicas=3",), id="replicas"),
+        pytest.param(("leaderElection.enabled=false",), id="no-leader-election"),
     ],
 )
 def test_chart_lints(helm: pathlib.Path, sets: tuple[str, ...]) -> None:
@@ -84,16 +102,29 @@ def test_chart_lints(helm: pathlib.Path, sets: tuple[str, ...]) -> None:
 def test_chart_renders_namespaced_rbac_only_in_watched_namespaces(helm: pathlib.Path) -> None:
     docs = render(helm, "ops", "watchNamespaces={team-a,team-b}")
     assert not {d["kind"] for d in docs} & CLUSTER_SCOPED
-    roles = sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role")
-    assert roles == ["team-a", "team-b"]
+    roles = sorted(
+        (d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role"
+    )
+    # The watched namespaces, and the Lease's Role in the release namespace.
+    assert roles == [
+        ("ops", "wu-workunits-leader-election"),
+        ("team-a", "wu-workunits"),
+        ("team-b", "wu-workunits"),
+    ]
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["args"] == ["--namespace=team-a", "--namespace=team-b"]
 
 
 def test_chart_renders_cluster_wide_rbac_by_default(helm: pathlib.Path) -> None:
-    kinds = [d["kind"] for d in render(helm, "ops")]
-    assert "ClusterRole" in kinds and "Role" not in kinds
+    docs = render(helm, "ops")
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("ClusterRole") == 1
+    # The only namespaced Role is the Lease's, in the release namespace.
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "ops" and role["rules"] == LEASE_RULES
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert not [r for r in cluster_role["rules"] if "leases" in r["resources"]]
 
 
 def test_chart_crds_are_the_generated_ones(helm: pathlib.Path) -> None:
@@ -104,10 +135,44 @@ def test_chart_crds_are_the_generated_ones(helm: pathlib.Path) -> None:
     assert rendered == {d["metadata"]["name"]: d for d in committed}
 
 
-def test_chart_refuses_more_than_one_replica(helm: pathlib.Path) -> None:
-    result = run_helm(helm, "template", "wu", str(CHART), "--set", "replicas=2", check=False)
+def test_chart_runs_two_replicas_with_leader_election(helm: pathlib.Path) -> None:
+    docs = render(helm, "ops", "replicas=2")
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["WORKUNITS_LEADER_ELECT"]["value"] == "true"
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["WORKUNITS_LEASE_NAME"]["value"] == "wu-workunits"
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    assert role["metadata"]["namespace"] == "ops" and role["rules"] == LEASE_RULES
+    (binding,) = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert binding["metadata"]["namespace"] == "ops"
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "ops"}
+    ]
+
+
+def test_chart_refuses_two_replicas_without_leader_election(helm: pathlib.Path) -> None:
+    args = ["template", "wu", str(CHART), "--set", "replicas=2"]
+    result = run_helm(helm, *args, "--set", "leaderElection.enabled=false", check=False)
     assert result.returncode != 0
-    assert "leader election" in result.stderr
+    assert "more than 1 needs leaderElection.enabled=true" in result.stderr
+
+
+def test_chart_without_leader_election_has_no_lease_role(helm: pathlib.Path) -> None:
+    docs = render(helm, "ops", "leaderElection.enabled=false")
+    assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not env & {"WORKUNITS_LEADER_ELECT", "POD_NAMESPACE", "WORKUNITS_LEASE_NAME"}
 
 
 def test_kustomize_base_applies(cluster: None) -> None:
@@ -188,18 +253,32 @@ def test_operator_completes_a_unit_with_namespaced_rbac_only(
     identity = f"system:serviceaccount:{rbac_ns}:{account}"
 
     # What the account may not do, as the API server sees it.
-    for verb, resource in (
-        ("list", "namespaces"),
-        ("list", "workunits.workunits.io"),
-        ("get", "secrets"),
+    everywhere, here = ["--all-namespaces"], ["-n", rbac_ns]
+    leases = "leases.coordination.k8s.io"
+    for verb, resource, scope in (
+        ("list", "namespaces", []),
+        ("list", "workunits.workunits.io", everywhere),
+        ("get", "secrets", here),
+        ("create", leases, everywhere),
+        ("delete", leases, here),
+        ("list", leases, here),
     ):
-        scope = ["--all-namespaces"] if resource != "namespaces" else []
-        if resource == "secrets":
-            scope = ["-n", rbac_ns]
         answer = kubectl(
             "auth", "can-i", verb, resource, *scope, f"--as={identity}", check=False
         ).stdout.strip()
         assert answer == "no", f"{identity} may {verb} {resource} {scope}"
+    # Leader election: exactly get, create and update of Leases, in its own namespace.
+    for verb in ("get", "create", "update"):
+        answer = kubectl(
+            "auth",
+            "can-i",
+            verb,
+            leases,
+            *here,
+            f"--as={identity}",
+            check=False,
+        ).stdout.strip()
+        assert answer == "yes", f"{identity} may not {verb} leases in {rbac_ns}"
 
     kubeconfig = service_account_kubeconfig(rbac_ns, account, tmp_path / "kubeconfig.json")
     whoami = subprocess.run(
@@ -218,8 +297,21 @@ def test_operator_completes_a_unit_with_namespaced_rbac_only(
     )
     assert whoami.stdout == identity, whoami.stderr
 
+    # The operator runs as the install runs it: leader election on, with the Lease in
+    # its own namespace (POD_NAMESPACE, as the downward API sets it in the pod).
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if e["name"].startswith(("WORKUNITS_LEADER", "WORKUNITS_LEASE"))
+    }
+    assert env["WORKUNITS_LEADER_ELECT"] == "true"
+    lease_name = env.get("WORKUNITS_LEASE_NAME", "workunits-operator")
     operator = Operator(
-        "--namespace", rbac_ns, name=f"rbac-{source}", env={"KUBECONFIG": kubeconfig}
+        "--namespace",
+        rbac_ns,
+        name=f"rbac-{source}",
+        env={"KUBECONFIG": kubeconfig, "POD_NAMESPACE": rbac_ns, **env},
     ).start()
     try:
         apply(
@@ -233,6 +325,8 @@ def test_operator_completes_a_unit_with_namespaced_rbac_only(
         )
         unit = unit_phase("hello", rbac_ns, ("Succeeded", "Failed"), timeout=90)
         assert unit["status"]["phase"] == "Succeeded", unit["status"]
+        lease = get("lease", lease_name, rbac_ns)
+        assert lease and lease["spec"].get("holderIdentity"), lease
         wait_for("the operator to settle", lambda: operator.process is not None, timeout=5)
     finally:
         operator.stop()

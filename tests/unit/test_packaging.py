@@ -35,6 +35,10 @@ CLUSTER_RULES = {
     **NAMESPACED_RULES,
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
+# Leader election: the Lease, in the operator's own namespace only (a Role, never
+# cluster-wide).
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+LEASE_ROLE = "workunits-operator-leader-election"
 CLUSTER_SCOPED = {
     "Namespace",
     "CustomResourceDefinition",
@@ -71,12 +75,29 @@ def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     return found
 
 
-def chart_rules() -> list[dict[str, Any]]:
-    """The rules the chart gives in each watched namespace, from its helper template."""
+def chart_rules(helper: str = "workunits.rules") -> list[dict[str, Any]]:
+    """The rules of one of the chart's rule helpers (by default, each watched namespace's)."""
     text = (CHART / "templates" / "_helpers.tpl").read_text()
-    block = re.search(r'define "workunits.rules" -}}\n(.*?)\n{{- end', text, re.S)
-    assert block, "_helpers.tpl has no workunits.rules"
+    block = re.search(rf'define "{re.escape(helper)}" -}}}}\n(.*?)\n{{{{- end', text, re.S)
+    assert block, f"_helpers.tpl has no {helper}"
     return yaml.safe_load(block.group(1))  # type: ignore[no-any-return]
+
+
+def roles_by_name(docs: list[dict[str, Any]]) -> dict[str, dict[tuple[str, str], set[str]]]:
+    return {d["metadata"]["name"]: rules_of(d) for d in docs if d["kind"] == "Role"}
+
+
+def lease_binding_is_to_the_operator(docs: list[dict[str, Any]]) -> None:
+    (binding,) = [
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"] == LEASE_ROLE
+    ]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": LEASE_ROLE,
+    }
+    (subject,) = binding["subjects"]
+    assert (subject["kind"], subject["name"]) == ("ServiceAccount", "workunits-operator")
 
 
 @pytest.mark.parametrize("folder", ["manifests/crds", "charts/workunits/crds"])
@@ -99,6 +120,8 @@ def test_the_base_installs_the_crds_and_the_operator() -> None:
             "Namespace",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "ServiceAccount",
             "Deployment",
             "Service",
@@ -107,25 +130,44 @@ def test_the_base_installs_the_crds_and_the_operator() -> None:
 
 
 def test_cluster_rbac_is_exactly_what_the_operator_uses() -> None:
-    (role,) = [d for d in kustomize_docs(MANIFESTS) if d["kind"] == "ClusterRole"]
+    docs = kustomize_docs(MANIFESTS)
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
     assert rules_of(role) == CLUSTER_RULES
+    # Leases only in the operator's namespace: a Role, and the only one.
+    assert roles_by_name(docs) == {LEASE_ROLE: LEASE_RULES}
+    lease_binding_is_to_the_operator(docs)
 
 
 def test_namespaced_rbac_is_exactly_what_the_operator_uses() -> None:
-    (role,) = [d for d in kustomize_docs(MANIFESTS / "namespaced") if d["kind"] == "Role"]
-    assert rules_of(role) == NAMESPACED_RULES
+    docs = kustomize_docs(MANIFESTS / "namespaced")
+    assert roles_by_name(docs) == {
+        "workunits-operator": NAMESPACED_RULES,
+        LEASE_ROLE: LEASE_RULES,
+    }
+    lease_binding_is_to_the_operator(docs)
 
 
 def test_chart_rbac_is_exactly_what_the_operator_uses() -> None:
     assert rules_of({"rules": chart_rules()}) == NAMESPACED_RULES
+    assert rules_of({"rules": chart_rules("workunits.leaseRules")}) == LEASE_RULES
     template = (CHART / "templates" / "rbac.yaml").read_text()
     assert "customresourcedefinitions]" in template and "namespaces]" in template
+    assert "leases" not in template, "leases belong in the release namespace's Role only"
+
+
+def test_chart_grants_leases_in_the_release_namespace_only_with_leader_election() -> None:
+    template = (CHART / "templates" / "leader-election-rbac.yaml").read_text()
+    assert template.startswith("{{- if and .Values.rbac.create .Values.leaderElection.enabled }}")
+    assert template.count("namespace: {{ .Release.Namespace }}") == 3  # Role, binding, subject
+    assert "kind: Role\n" in template and "ClusterRole" not in template
+    assert template.count('include "workunits.leaseRules"') == 1
 
 
 def test_no_rule_is_a_wildcard_or_escalation() -> None:
-    roles = [d for d in kustomize_docs(MANIFESTS) if d["kind"] == "ClusterRole"]
+    roles = [d for d in kustomize_docs(MANIFESTS) if d["kind"] in ("ClusterRole", "Role")]
     roles += [d for d in kustomize_docs(MANIFESTS / "namespaced") if d["kind"] == "Role"]
     roles.append({"rules": chart_rules()})
+    roles.append({"rules": chart_rules("workunits.leaseRules")})
     for role in roles:
         for (group, resource), verbs in rules_of(role).items():
             assert "*" not in (group, resource) and "*" not in verbs
@@ -145,8 +187,14 @@ def test_namespaced_overlay_watches_its_own_namespace() -> None:
     ops = yaml.safe_load(spec["patches"][0]["patch"])
     args = next(op["value"] for op in ops if op["path"].endswith("/args"))
     assert args == ["--namespace", "$(POD_NAMESPACE)"]
-    env = next(op["value"] for op in ops if op["path"].endswith("/env/-"))
-    assert env["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # POD_NAMESPACE comes from the shared Deployment, once: the patch adds no env.
+    assert not [op for op in ops if "/env" in op["path"]], ops
+    (deployment,) = [
+        d for d in kustomize_docs(MANIFESTS / "namespaced") if d["kind"] == "Deployment"
+    ]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    (pod_namespace,) = [e for e in env if e["name"] == "POD_NAMESPACE"]
+    assert pod_namespace["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
 RESTRICTED_CONTAINER = {
@@ -179,10 +227,29 @@ def test_deployment_is_restricted_with_probes_and_resources() -> None:
     assert deployment["spec"]["replicas"] == 1
 
 
+def test_deployment_runs_with_leader_election_and_rolls_a_pod_at_a_time() -> None:
+    (deployment,) = [d for d in kustomize_docs(MANIFESTS) if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names)), f"duplicate env entries: {names}"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["WORKUNITS_LEADER_ELECT"]["value"] == "true"
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    # The Lease is the default one, in the operator's namespace, as the Role grants.
+    assert not {"WORKUNITS_LEASE_NAME", "WORKUNITS_LEASE_NAMESPACE"} & set(env)
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert account == "workunits-operator"
+
+
 def test_chart_defaults_are_restricted() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     _assert_restricted(values["podSecurityContext"], values["securityContext"])
     assert values["replicas"] == 1
+    assert values["leaderElection"] == {"enabled": True}
 
 
 def test_every_value_is_documented() -> None:

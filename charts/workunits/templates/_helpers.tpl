@@ -85,3 +85,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+
+{{/* The rules leader election needs, in the release namespace only. */}}
+{{- define "workunits.leaseRules" -}}
+# The Lease replicas take turns on: read it, create it once, renew or take it over.
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+{{- end -}}
