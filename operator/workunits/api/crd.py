@@ -150,7 +150,7 @@ def workjob_crd() -> dict[str, Any]:
         _column("Progress", ".status.progress"),
         _column("Failed", ".status.counts.failed", "integer"),
         _column("Running", ".status.counts.running", "integer", priority=1),
-        _column("ETA", ".status.eta", priority=1),
+        _column("ETA", ".status.eta"),
         _column("Age", ".metadata.creationTimestamp", "date"),
     ]
     doc = WorkJob.__doc__ or ""
