@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from workunits.api.common import Condition, ConditionStatus
+from workunits.api.workunit import Phase
 
 
 def set_condition(
@@ -49,3 +50,39 @@ def set_condition(
 
 def is_true(conditions: list[Condition], kind: str) -> bool:
     return any(c.type == kind and c.status == "True" for c in conditions)
+
+
+def phase_conditions(
+    conditions: list[Condition],
+    phase: Phase,
+    reason: str,
+    message: str,
+    running_reason: str,
+    now: str,
+    generation: int | None,
+) -> list[Condition]:
+    """The standard conditions of a resource in ``phase``, for people and for tools.
+
+    ``kubectl wait`` reads Succeeded and Failed; kstatus (Flux, Argo CD) reads Ready,
+    Reconciling while work remains, and Stalled when it cannot go on.
+    """
+    failed = phase in (Phase.FAILED, Phase.CANCELLED)
+    wanted = [
+        ("Succeeded", phase is Phase.SUCCEEDED, "Succeeded"),
+        ("Failed", failed, reason),
+        ("Running", phase is Phase.RUNNING, running_reason),
+        ("Reconciling", not phase.finished, reason),
+        ("Stalled", failed, reason),
+        ("Ready", phase is Phase.SUCCEEDED, "Succeeded"),
+    ]
+    for kind, on, why in wanted:
+        conditions = set_condition(
+            conditions,
+            kind,
+            "True" if on else "False",
+            why if on else phase.value,
+            message if on else "",
+            now,
+            generation,
+        )
+    return conditions

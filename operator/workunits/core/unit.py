@@ -24,7 +24,7 @@ from workunits.api.workunit import (
     WorkUnitStatus,
 )
 from workunits.core import quantity
-from workunits.core.conditions import set_condition
+from workunits.core.conditions import phase_conditions
 from workunits.core.names import child_name, job_name
 from workunits.core.observe import ObservedAttempt
 from workunits.core.policy import (
@@ -622,31 +622,13 @@ class _Reconciler:
                 self.decision.wake(expiry)
 
     def conditions(self) -> list[Any]:
-        s = self.status
-        gen = self.unit.metadata.generation
-        phase = Phase(s.phase or Phase.PENDING)
-        conds = s.conditions
-        reason = s.reason or phase.value
-        message = s.message or ""
-
-        def put(kind: str, on: bool, why: str) -> None:
-            nonlocal conds
-            conds = set_condition(
-                conds,
-                kind,
-                "True" if on else "False",
-                why if on else phase.value,
-                message if on else "",
-                self.stamp,
-                gen,
-            )
-
-        put("Succeeded", phase is Phase.SUCCEEDED, "Succeeded")
-        put("Failed", phase in (Phase.FAILED, Phase.CANCELLED), reason)
-        put("Running", phase is Phase.RUNNING, "AttemptRunning")
-        # kstatus: Reconciling while work remains, Stalled when it cannot go on, Ready
-        # once it finished well.
-        put("Reconciling", not phase.finished, phase.value)
-        put("Stalled", phase in (Phase.FAILED, Phase.CANCELLED), reason)
-        put("Ready", phase is Phase.SUCCEEDED, "Succeeded")
-        return conds
+        phase = Phase(self.status.phase or Phase.PENDING)
+        return phase_conditions(
+            self.status.conditions,
+            phase,
+            self.status.reason or phase.value,
+            self.status.message or "",
+            "AttemptRunning",
+            self.stamp,
+            self.unit.metadata.generation,
+        )

@@ -58,7 +58,7 @@ from workunits.api.workjob import (
 from workunits.api.workjob import WorkJobStatus as JobStatus
 from workunits.api.workunit import INPUTS_DIR, Phase
 from workunits.core.aggregate import AggregateError, aggregate
-from workunits.core.conditions import set_condition
+from workunits.core.conditions import phase_conditions
 from workunits.core.dag import DagError, validate
 from workunits.core.generators import (
     NO_SOURCES,
@@ -662,8 +662,10 @@ class _Reconciler:
     def result_inputs(self, name: str) -> list[dict[str, str]]:
         """A task's results ConfigMaps as a reducer's inputs: results/<chunk>/<index>."""
         return [
-            {"configMap": results_config_map(self.job, name, chunk),
-             "mountPath": f"{INPUTS_DIR}/results/{chunk}"}
+            {
+                "configMap": results_config_map(self.job, name, chunk),
+                "mountPath": f"{INPUTS_DIR}/results/{chunk}",
+            }
             for chunk in _chunks_of(self.tasks[name].succeeded)
         ]
 
@@ -841,28 +843,12 @@ class _Reconciler:
         return format_time(self.now + timedelta(seconds=math.ceil(remaining)))
 
     def conditions(self, phase: Phase) -> list[Any]:
-        s = self.status
-        gen = self.job.metadata.generation
-        conds = s.conditions
-        reason = s.reason or phase.value
-        message = s.message or ""
-
-        def put(kind: str, on: bool, why: str) -> None:
-            nonlocal conds
-            conds = set_condition(
-                conds,
-                kind,
-                "True" if on else "False",
-                why if on else phase.value,
-                message if on else "",
-                self.stamp,
-                gen,
-            )
-
-        put("Succeeded", phase is Phase.SUCCEEDED, "Succeeded")
-        put("Failed", phase in (Phase.FAILED, Phase.CANCELLED), reason)
-        put("Running", phase is Phase.RUNNING, "UnitsRunning")
-        put("Reconciling", not phase.finished, reason)
-        put("Stalled", phase in (Phase.FAILED, Phase.CANCELLED), reason)
-        put("Ready", phase is Phase.SUCCEEDED, "Succeeded")
-        return conds
+        return phase_conditions(
+            self.status.conditions,
+            phase,
+            self.status.reason or phase.value,
+            self.status.message or "",
+            "UnitsRunning",
+            self.stamp,
+            self.job.metadata.generation,
+        )

@@ -28,6 +28,7 @@ from workunits.core.unit import (
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
 from workunits.handlers.state import context
+from workunits.handlers.writes import wake, write_status
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
 from workunits.kube.jobs import build_job, owner_reference
@@ -197,13 +198,6 @@ def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
     return observed
 
 
-def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch from the old status to the new: changed keys, and None for removed."""
-    patch = {k: v for k, v in new.items() if old.get(k) != v}
-    patch.update({k: None for k in old if k not in new})
-    return patch
-
-
 async def reconcile_unit(key: ObjectKey) -> None:
     ctx = context()
     body = ctx.latest(PLURAL, key)
@@ -267,35 +261,13 @@ async def reconcile_unit(key: ObjectKey) -> None:
             logger.info("deleted the unit (%s)", action.why)
             return
 
-    patch = status_patch(old_status, new_status)
-    if patch:
-        try:
-            stored = await ctx.kube.patch_status(PLURAL, key[0], key[1], patch)
-        except PermanentError as exc:
-            if exc.status == 404:
-                return
-            raise
-        ctx.remember(PLURAL, key, stored)
+    events = [a for a in decision.actions if isinstance(a, Event)]
+    stored = await write_status(ctx, PLURAL, key, old_status, new_status, events, logger)
+    if stored is not None:
         METRICS.unit_changed(old_status, stored.get("status") or {}, meta.get("creationTimestamp"))
-        _check_stored(logger, patch, stored.get("status") or {})
-        old_phase = old_status.get("phase")
-        if new_status.get("phase") != old_phase:
-            logger.info(
-                "phase %s -> %s (%s)", old_phase, new_status.get("phase"), new_status.get("reason")
-            )
+        if new_status.get("phase") != old_status.get("phase"):
             _queue_dependents(ctx, key)
-        if ctx.settings.events:
-            for action in decision.actions:
-                if isinstance(action, Event):
-                    await ctx.kube.post_event(stored, action.type, action.reason, action.message)
-    else:
-        logger.debug("nothing to do")
-
-    if decision.wake_at is not None:
-        loop = asyncio.get_running_loop()
-        delay = (decision.wake_at - datetime.now(UTC)).total_seconds()
-        assert ctx.units is not None
-        ctx.units.add_at(key, loop.time() + max(delay, 0) + 0.05, unit.spec.priority)
+    wake(ctx.units, key, decision.wake_at, unit.spec.priority)
 
 
 def _invalid(old: Mapping[str, Any], unit: WorkUnit, message: str) -> dict[str, Any]:
@@ -362,17 +334,6 @@ def _report_permission(ctx: Context, message: str) -> None:
     if message not in ctx.missing_permission:
         ctx.missing_permission.add(message)
         log.error("missing permission: %s", message)
-
-
-def _check_stored(
-    logger: logging.LoggerAdapter[logging.Logger],
-    sent: Mapping[str, Any],
-    stored: Mapping[str, Any],
-) -> None:
-    """Say so when the API server did not keep what we wrote (a field it pruned)."""
-    for field, value in sent.items():
-        if value is not None and stored.get(field) != value:
-            logger.warning("status.%s was not stored as sent (pruned by the schema?)", field)
 
 
 __all__ = ["ApiError", "TemporaryError", "reconcile_unit"]

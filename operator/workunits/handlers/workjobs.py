@@ -34,7 +34,8 @@ from workunits.core.workjob import (
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
 from workunits.handlers.state import context
-from workunits.handlers.units import refuse, status_patch
+from workunits.handlers.units import refuse
+from workunits.handlers.writes import wake, write_status
 from workunits.kube.errors import ApiError, PermanentError
 from workunits.kube.jobs import owner_reference
 
@@ -200,30 +201,9 @@ async def reconcile_workjob(key: ObjectKey) -> None:
         logger.info("created %d units", len(creates))
 
     old = body.get("status") or {}
-    new = decision.status.dump()
-    patch = status_patch(old, new)
-    if patch:
-        try:
-            stored = await ctx.kube.patch_status(PLURAL, namespace, key[1], patch)
-        except PermanentError as exc:
-            if exc.status == 404:
-                return
-            raise
-        ctx.remember(PLURAL, key, stored)
-        if new.get("phase") != old.get("phase"):
-            logger.info(
-                "phase %s -> %s (%s)", old.get("phase"), new.get("phase"), new.get("reason")
-            )
-        if ctx.settings.events:
-            for action in decision.actions:
-                if isinstance(action, Event):
-                    await ctx.kube.post_event(stored, action.type, action.reason, action.message)
-
-    if decision.wake_at is not None:
-        assert ctx.workjobs is not None
-        loop = asyncio.get_running_loop()
-        delay = (decision.wake_at - datetime.now(UTC)).total_seconds()
-        ctx.workjobs.add_at(key, loop.time() + max(delay, 0) + 0.05)
+    events = [a for a in decision.actions if isinstance(a, Event)]
+    await write_status(ctx, PLURAL, key, old, decision.status.dump(), events, logger)
+    wake(ctx.workjobs, key, decision.wake_at)
 
 
 async def _create_units(

@@ -1,0 +1,73 @@
+"""The one way reconcilers write what they decided: a status patch, then the Events,
+then the next wake-up. Shared by WorkUnits and WorkJobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Hashable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from workunits.core.unit import Event
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger
+from workunits.handlers.queue import WorkQueue
+from workunits.kube.errors import PermanentError
+
+
+def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch from the old status to the new: changed keys, and None for removed."""
+    patch = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+async def write_status(
+    ctx: Context,
+    plural: str,
+    key: ObjectKey,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    events: Iterable[Event],
+    logger: ObjectLogger,
+) -> dict[str, Any] | None:
+    """Patch the status when it changed, then post the Events the change brings.
+
+    Returns the object as stored, or None when nothing was written (no change, or the
+    object is gone). Events follow a successful write only, so none tells of a state
+    that was never recorded.
+    """
+    patch = status_patch(old, new)
+    if not patch:
+        logger.debug("nothing to do")
+        return None
+    try:
+        stored = await ctx.kube.patch_status(plural, key[0], key[1], patch)
+    except PermanentError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    ctx.remember(plural, key, stored)
+    _check_stored(logger, patch, stored.get("status") or {})
+    if new.get("phase") != old.get("phase"):
+        logger.info("phase %s -> %s (%s)", old.get("phase"), new.get("phase"), new.get("reason"))
+    if ctx.settings.events:
+        for event in events:
+            await ctx.kube.post_event(stored, event.type, event.reason, event.message)
+    return stored
+
+
+def _check_stored(logger: ObjectLogger, sent: Mapping[str, Any], stored: Mapping[str, Any]) -> None:
+    """Say so when the API server did not keep what we wrote (a field it pruned)."""
+    for field, value in sent.items():
+        if value is not None and stored.get(field) != value:
+            logger.warning("status.%s was not stored as sent (pruned by the schema?)", field)
+
+
+def wake(
+    queue: WorkQueue | None, key: Hashable, moment: datetime | None, priority: int = 0
+) -> None:
+    """Reconcile ``key`` again at ``moment`` (a little after: timestamps are rounded)."""
+    if queue is None or moment is None:
+        return
+    delay = (moment - datetime.now(UTC)).total_seconds()
+    queue.add_at(key, asyncio.get_running_loop().time() + max(delay, 0) + 0.05, priority)
