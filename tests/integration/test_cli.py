@@ -9,6 +9,7 @@ import select
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -70,18 +71,17 @@ def test_watch_exits_1_when_the_unit_fails(ns: str) -> None:
 
 
 def test_watch_draws_a_live_progress_bar_on_a_terminal(ns: str) -> None:
-    apply(
-        workunit("slow", pod_annotations={"sim.workunits.io/duration-ms": "2500"}, pod_labels={}),
-        ns,
-    )
-    code, output = in_terminal("watch", "slow", "-n", ns, "--interval", "0.3", "--timeout", "60")
-    assert code == 0, output
+    # A unit that runs until its attempt times out: long enough for frames drawn while
+    # it runs, however slowly the terminal starts; then it fails, and watch says so.
+    spec = {"attemptTimeoutSeconds": 12, "retry": {"maxAttempts": 1}}
+    apply(workunit("slow", spec, pod_labels=HANG), ns)
+    code, output = in_terminal("watch", "slow", "-n", ns, "--interval", "0.3", "--timeout", "90")
+    assert code == 1, output
     assert "\x1b[" in output  # drawn with colours and cursor moves, not printed as lines
     assert "workunit/slow" in output
     assert "━" in output  # the bar
-    assert "1/1 (100%)" in output
     assert "running 1" in output  # a frame drawn while the attempt ran
-    assert "workunit/slow Succeeded after" in output
+    assert "workunit/slow Failed (DeadlineExceeded) after" in output
 
 
 def test_submit_creates_and_watches(ns: str, tmp_path: Any) -> None:
@@ -134,13 +134,16 @@ def test_cancel_stops_a_running_unit(ns: str) -> None:
 
 
 def test_suspend_holds_the_next_attempt_and_resume_releases_it(ns: str) -> None:
-    spec = {"retry": {"maxAttempts": 3, "backoff": {"initialDelaySeconds": 4, "jitter": 0}}}
+    spec = {"retry": {"maxAttempts": 3, "backoff": {"initialDelaySeconds": 15, "jitter": 0}}}
     apply(workunit("later", spec, pod_labels={"sim.workunits.io/succeed-on-attempt": "2"}), ns)
-    unit_phase("later", ns, ("BackingOff",))
+    backing = unit_phase("later", ns, ("BackingOff",))
+    due = datetime.fromisoformat(backing["status"]["nextAttemptAt"].replace("Z", "+00:00"))
 
     assert cli("suspend", "wu/later", "-n", ns).returncode == 0
+    assert datetime.now(UTC) < due, "suspended too late to tell anything"
     assert (get("workunit", "later", ns) or {})["spec"]["suspend"] is True
-    time.sleep(6)  # longer than the backoff: a second attempt would have started by now
+    # Past the time the second attempt was due: it must not have started.
+    time.sleep(max((due - datetime.now(UTC)).total_seconds(), 0) + 3)
     unit = get("workunit", "later", ns) or {}
     assert unit["status"]["attempts"] == 1, unit["status"]
 

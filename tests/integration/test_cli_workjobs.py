@@ -35,8 +35,11 @@ def test_rerun_reruns_only_the_failed_units(ns: str) -> None:
     apply(fan("again", {1}, 4, parallelism=4, failurePolicy={"maxFailed": 1}), ns)
     workjob_phase("again", ns, ("Succeeded",))
     before = {u["metadata"]["name"]: u["metadata"]["uid"] for u in items("workunits", ns)}
-    kept_jobs = {j["metadata"]["name"] for j in items("jobs", ns)
-                 if not j["metadata"]["name"].startswith("again-fan-1-")}
+    kept_jobs = {
+        j["metadata"]["name"]
+        for j in items("jobs", ns)
+        if not j["metadata"]["name"].startswith("again-fan-1-")
+    }
 
     result = cli("rerun", "again", "-n", ns)
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.kube import ROOT, get, kubectl, wait_for
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))

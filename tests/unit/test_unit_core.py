@@ -149,7 +149,7 @@ def test_the_last_allowed_failure_fails_the_unit_at_once() -> None:
     u, _ = step(unit({"retry": {**NO_JITTER, "maxAttempts": 2}}))
     u, _ = step(u, [failed(1, 1)], now=1)
     u, _ = step(u, [failed(1, 1)], now=12)
-    u, d = step(u, [failed(1, 1), failed(2, 13, code=7)], now=13)
+    u, _ = step(u, [failed(1, 1), failed(2, 13, code=7)], now=13)
     assert u.status.phase is Phase.FAILED
     assert u.status.reason == "Error"
     assert "all 2 attempts used" in (u.status.message or "")

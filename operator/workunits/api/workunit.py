@@ -153,15 +153,21 @@ class InputSource(Model):
     """A ConfigMap or a Secret of the unit's namespace, mounted as files (one per key)."""
 
     config_map: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN, max_length=253,
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
         description="configMap: the ConfigMap's name.",
     )
     secret: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN, max_length=253,
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
         description="secret: the Secret's name.",
     )
     mount_path: str | None = Field(
-        default=None, pattern=r"^/", max_length=1024,
+        default=None,
+        pattern=r"^/",
+        max_length=1024,
         description=f"mountPath: where its files appear. Default {INPUTS_DIR}/<name>.",
     )
 

@@ -44,9 +44,7 @@ def slim(body: Mapping[str, Any]) -> dict[str, Any]:
     meta.pop("managedFields", None)
     annotations = meta.get("annotations")
     if annotations and any(k in annotations for k in _HEAVY_ANNOTATIONS):
-        meta["annotations"] = {
-            k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS
-        }
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _HEAVY_ANNOTATIONS}
     return {**body, "metadata": meta}
 
 

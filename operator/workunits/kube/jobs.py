@@ -91,12 +91,15 @@ def _mount_inputs(pod: dict[str, Any], container: dict[str, Any], unit: WorkUnit
         volume = f"workunits-input-{number}"
         if source.config_map is not None:
             pod.setdefault("volumes", []).append(
-                {"name": volume, "configMap": {"name": source.config_map}})
+                {"name": volume, "configMap": {"name": source.config_map}}
+            )
         else:
             pod.setdefault("volumes", []).append(
-                {"name": volume, "secret": {"secretName": source.secret}})
+                {"name": volume, "secret": {"secretName": source.secret}}
+            )
         container.setdefault("volumeMounts", []).append(
-            {"name": volume, "mountPath": source.path, "readOnly": True})
+            {"name": volume, "mountPath": source.path, "readOnly": True}
+        )
 
 
 def build_job(unit: WorkUnit, attempt: int, job_name: str, memory: str | None) -> dict[str, Any]:

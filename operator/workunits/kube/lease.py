@@ -67,23 +67,25 @@ class Elector:
     async def try_acquire_or_renew(self) -> bool:
         """One attempt: True when this replica holds the Lease afterwards."""
         try:
-            lease = await self._call(self.coordination.read_namespaced_lease, self.name,
-                                     self.namespace)
+            lease = await self._call(
+                self.coordination.read_namespaced_lease, self.name, self.namespace
+            )
         except ApiException as exc:
             if exc.status != 404:
-                log.warning("cannot read Lease %s/%s: %s", self.namespace, self.name,
-                            exc.reason)
+                log.warning("cannot read Lease %s/%s: %s", self.namespace, self.name, exc.reason)
                 return False
-            body = {"metadata": {"name": self.name, "namespace": self.namespace},
-                    "spec": self._spec(0, None)}
+            body = {
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": self._spec(0, None),
+            }
             try:
-                await self._call(self.coordination.create_namespaced_lease, self.namespace,
-                                 body)
-                return True
+                await self._call(self.coordination.create_namespaced_lease, self.namespace, body)
             except ApiException as create_error:
                 if create_error.status != 409:
                     log.warning("cannot create Lease: %s", create_error.reason)
                 return False
+            log.info("became the leader (new Lease %s/%s)", self.namespace, self.name)
+            return True
 
         spec = lease.spec
         holder = spec.holder_identity or ""
@@ -95,26 +97,35 @@ class Elector:
             return False
         transitions = (spec.lease_transitions or 0) + (0 if mine else 1)
         body = {
-            "metadata": {"name": self.name, "namespace": self.namespace,
-                         "resourceVersion": lease.metadata.resource_version},
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "resourceVersion": lease.metadata.resource_version,
+            },
             "spec": self._spec(transitions, spec.acquire_time if mine else None),
         }
         try:
-            await self._call(self.coordination.replace_namespaced_lease, self.name,
-                             self.namespace, body)
+            await self._call(
+                self.coordination.replace_namespaced_lease, self.name, self.namespace, body
+            )
         except ApiException as exc:
             if exc.status != 409:  # 409: another replica wrote first; it won this round
                 log.warning("cannot update Lease: %s", exc.reason)
             return False
         if not mine:
-            log.info("became the leader (Lease %s/%s, previous holder %r)", self.namespace,
-                     self.name, holder or None)
+            log.info(
+                "became the leader (Lease %s/%s, previous holder %r)",
+                self.namespace,
+                self.name,
+                holder or None,
+            )
         return True
 
     async def acquire(self) -> None:
         """Wait until this replica is the leader."""
-        log.info("waiting to lead (Lease %s/%s, identity %s)", self.namespace, self.name,
-                 self.identity)
+        log.info(
+            "waiting to lead (Lease %s/%s, identity %s)", self.namespace, self.name, self.identity
+        )
         while not await self.try_acquire_or_renew():
             await asyncio.sleep(self.retry_period)
 
@@ -133,14 +144,16 @@ class Elector:
     async def release(self) -> None:
         """Hand the Lease back, so that a standby need not wait for it to expire."""
         try:
-            lease = await self._call(self.coordination.read_namespaced_lease, self.name,
-                                     self.namespace)
+            lease = await self._call(
+                self.coordination.read_namespaced_lease, self.name, self.namespace
+            )
             if lease.spec.holder_identity != self.identity:
                 return
             lease.spec.holder_identity = None
             lease.spec.lease_duration_seconds = 1
-            await self._call(self.coordination.replace_namespaced_lease, self.name,
-                             self.namespace, lease)
+            await self._call(
+                self.coordination.replace_namespaced_lease, self.name, self.namespace, lease
+            )
             log.info("released the Lease %s/%s", self.namespace, self.name)
         except ApiException as exc:
             log.warning("cannot release the Lease: %s", exc.reason)
