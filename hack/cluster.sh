@@ -7,6 +7,8 @@
 #   hack/cluster.sh up           create the cluster (or say it is up), print
 #                                `export KUBECONFIG=...`
 #   hack/cluster.sh down         delete it and end all its processes
+#   hack/cluster.sh restart      stop and start every component (etcd keeps its
+#                                data), as a control plane upgrade would
 #   hack/cluster.sh status       say whether it is up (exit 0) or not (exit 1)
 #   hack/cluster.sh kubeconfig   print the kubeconfig path
 #   hack/cluster.sh audit-log    print the API server's audit log path
@@ -179,6 +181,15 @@ down() {
   log "cluster $name deleted"
 }
 
+restart() {
+  healthy || die "cluster $name is not up"
+  "$kwokctl" stop cluster --name "$name" >/dev/null 2>&1 || die "kwokctl stop cluster failed"
+  "$kwokctl" start cluster --name "$name" >/dev/null 2>&1 || die "kwokctl start cluster failed"
+  wait_for 120 "the API server" k --request-timeout=5s get --raw /readyz
+  wait_for 120 "$nodes Ready nodes" nodes_ready
+  log "cluster $name restarted"
+}
+
 status() {
   if healthy; then
     echo "cluster $name is up; KUBECONFIG=$kubeconfig"
@@ -194,6 +205,7 @@ status() {
 case "${1:-}" in
 up) up ;;
 down) down ;;
+restart) restart ;;
 status) status ;;
 kubeconfig) echo "$kubeconfig" ;;
 audit-log) echo "$audit_log" ;;
