@@ -395,3 +395,11 @@ def test_history_is_bounded() -> None:
     assert u.status.attempts == 15
     assert len(u.status.history) == 10
     assert u.status.history[-1].attempt == 15
+
+
+def test_waiting_is_told_once_as_an_event() -> None:
+    deps = {"a": Dependency(Phase.RUNNING)}
+    u, d = step(unit({"dependsOn": ["a"]}), deps=deps)
+    assert [e.reason for e in d.actions if isinstance(e, Event)] == ["WaitingForDependencies"]
+    _, d = step(u, deps=deps, now=5)
+    assert not [e for e in d.actions if isinstance(e, Event)]

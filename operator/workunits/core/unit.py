@@ -384,6 +384,8 @@ class _Reconciler:
             self.status.phase = Phase.PENDING if self.status.attempts == 0 else self.status.phase
             self.status.reason = "Suspended"
             self.status.message = "spec.suspend is true: no new attempt starts"
+            if self.old.reason != "Suspended":
+                self.event("Normal", "Suspended", self.status.message)
             return
 
         if self.status.next_attempt_at:
@@ -576,6 +578,9 @@ class _Reconciler:
             else:
                 self.status.reason = "WaitingForDependencies"
                 self.status.message = "waiting for " + ", ".join(sorted(waiting))
+            if self.old.reason != self.status.reason:
+                kind = "Warning" if missing else "Normal"
+                self.event(kind, self.status.reason, self.status.message)
             return False
         return True
 
