@@ -43,7 +43,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.batching.worker_limit = 64
+    # No batching.worker_limit: with indices, kopf holds every object's worker until all
+    # objects are indexed, so a limit below the number of Jobs or pods deadlocks the
+    # start-up (nolar/kopf#1243). Our own work is bounded by the queues' workers.
     settings.networking.request_timeout = 60
     settings.execution.max_workers = 8
 
