@@ -403,3 +403,23 @@ def test_waiting_is_told_once_as_an_event() -> None:
     assert [e.reason for e in d.actions if isinstance(e, Event)] == ["WaitingForDependencies"]
     _, d = step(u, deps=deps, now=5)
     assert not [e for e in d.actions if isinstance(e, Event)]
+
+
+def test_success_waits_for_the_pods_final_status_to_read_its_result() -> None:
+    # The Job's Complete condition can arrive before the pod's terminated state.
+    u, _ = step(unit())
+    early = attempt(1, "Succeeded", ended=5, pod_=pod("Running"))
+    u, d = step(u, [early], now=6)
+    assert u.status.phase is Phase.RUNNING and d.wake_at == at(7)
+    done = attempt(1, "Succeeded", ended=5, pod_=pod("Succeeded", 0, "Completed", "[1, 2]"))
+    u, _ = step(u, [done], now=7)
+    assert u.status.phase is Phase.SUCCEEDED and u.status.result == [1, 2]
+
+
+def test_success_without_a_pod_to_read_finishes_after_a_while() -> None:
+    u, _ = step(unit())
+    podless = attempt(1, "Succeeded", ended=5, pod_=None)
+    u, _ = step(u, [podless], now=6)
+    assert u.status.phase is Phase.RUNNING
+    u, _ = step(u, [podless], now=21)
+    assert u.status.phase is Phase.SUCCEEDED and u.status.result is None

@@ -41,6 +41,7 @@ from workunits.core.timefmt import format_time, parse_time
 HISTORY_LIMIT = 10
 RESULT_STATUS_LIMIT = 1024  # bytes of result kept in status; larger goes to a ConfigMap
 MESSAGE_LIMIT = 512
+RESULT_WAIT = timedelta(seconds=15)  # how long a success waits for its pod's final status
 
 # Reasons for a unit's own state.
 DEPENDENCY_FAILED = "DependencyFailed"
@@ -451,6 +452,13 @@ class _Reconciler:
 
     def succeed(self, latest: AttemptRecord) -> None:
         seen = self.jobs.get(latest.attempt)
+        if seen is not None and (seen.pod is None or seen.pod.phase != "Succeeded"):
+            # The Job's success can reach us before its pod's final status, which holds
+            # the result: wait for the pod a little, rather than finish without it.
+            ended = seen.completion_time or self.now
+            if self.now < ended + RESULT_WAIT:
+                self.decision.wake(self.now + timedelta(seconds=1))
+                return
         text = seen.pod.message if seen and seen.pod and seen.pod.message else None
         if text is not None:
             size = len(text.encode())
