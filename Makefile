@@ -44,5 +44,11 @@ cluster-up:
 cluster-down:
 	hack/cluster.sh down
 
+# The benchmarks, on a cluster of their own (named bench) so that their load does not
+# disturb tests on the default one. BENCH_ARGS: e.g. --repeat 1 --only overhead.
+bench: $(STAMP)
+	WORKUNITS_CLUSTER=bench WORKUNITS_NODES=12 hack/cluster.sh up >/dev/null
+	KUBECONFIG=$$(WORKUNITS_CLUSTER=bench hack/cluster.sh kubeconfig) $(BIN)/python -m bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .run
