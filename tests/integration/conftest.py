@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from tests.kube import ROOT, Operator, kubectl, new_namespace
+from tests.kube import ROOT, Operator, apply, kubectl, new_namespace, unit_phase, workunit
 
 SHARED_PATTERN = "wu-it-*"
 
@@ -42,8 +42,33 @@ def cluster() -> None:
 @pytest.fixture(scope="session")
 def operator(cluster: None) -> Iterator[Operator]:
     process = Operator("--namespace", SHARED_PATTERN, name="shared-operator").start()
+    try:
+        _probe(process)
+    except AssertionError:
+        process.stop()
+        pytest.fail(f"the shared operator does not reconcile: {process.tail()}")
     yield process
     process.stop()
+
+
+def _probe(process: Operator) -> None:
+    """Wait until the operator acts in a namespace created after it started.
+
+    With namespace patterns, kopf starts watching a new namespace when it sees it; once
+    a namespace made right after start-up went unwatched. The probe makes sure the
+    tests begin when the operator demonstrably follows new namespaces.
+    """
+    for _ in range(3):
+        probe = new_namespace("wu-it-probe")
+        try:
+            apply(workunit("probe", {"suspend": True}), probe)
+            unit_phase("probe", probe, ("Pending",), timeout=20)
+            return
+        except AssertionError:
+            continue
+        finally:
+            kubectl("delete", "namespace", probe, "--wait=false", check=False)
+    raise AssertionError("no probe unit was reconciled in three namespaces")
 
 
 @pytest.fixture

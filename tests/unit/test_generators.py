@@ -89,7 +89,8 @@ def test_huge_ranges_and_chunks_are_never_built() -> None:
     chunks = gen(chunks={"total": 10**15 + 1, "size": 1000})
     assert count(chunks) == 10**12 + 1
     assert item_at(chunks, 10**12) == {"start": 10**15, "end": 10**15 + 1}
-    assert len(Items(big)) == count(big)
+    bounded = gen(range={"start": 0, "end": 7 * 10**6, "step": 7})
+    assert len(Items(bounded)) == count(bounded) == 10**6
 
 
 def test_step_zero_is_refused() -> None:
@@ -244,3 +245,12 @@ def test_whole_item_placeholder(item: Any, expected: str) -> None:
 def test_unknown_paths_are_errors(text: str, message: str) -> None:
     with pytest.raises(SubstitutionError, match=message):
         render_unit_spec({"image": "x", "args": [text]}, ITEM, 0, "t")
+
+
+def test_a_task_of_more_than_a_million_items_is_refused() -> None:
+    from workunits.core.generators import MAX_ITEMS, GeneratorError, Items
+
+    huge = Generator.model_validate({"range": {"end": 100_000_000_000}})
+    with pytest.raises(GeneratorError, match=f"more than the {MAX_ITEMS}"):
+        Items(huge)
+    assert len(Items(Generator.model_validate({"range": {"end": MAX_ITEMS}}))) == MAX_ITEMS

@@ -11,7 +11,7 @@ from workunits.core import quantity
 
 
 def test_a_spec_needs_something_to_run() -> None:
-    with pytest.raises(ValidationError, match="one of image or template"):
+    with pytest.raises(ValidationError, match=r"exactly one of spec\.image or spec\.template"):
         WorkUnitSpec()
 
 
@@ -68,3 +68,36 @@ def test_an_input_is_exactly_one_source() -> None:
         InputSource.model_validate({"configMap": "a", "secret": "b"})
     with pytest.raises(ValidationError, match="exactly one of configMap or secret"):
         InputSource.model_validate({})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"image": "x", "template": {"spec": {"containers": [{"name": "a"}]}}}, "exactly one"),
+        ({"template": {"spec": 42}}, "at least one container"),
+        ({"template": {"spec": {"containers": []}}}, "at least one container"),
+        ({"image": "x", "parameters": {"WORKUNIT_NAME": "spoof"}}, "set by the operator"),
+        (
+            {"image": "x", "parameters": {"X": "a"}, "env": [{"name": "X", "value": "b"}]},
+            "also set in spec.env",
+        ),
+        ({"image": "x", "parameters": {"bad name": "a"}}, "String should match pattern"),
+    ],
+    ids=[
+        "image-and-template",
+        "spec-not-an-object",
+        "no-container",
+        "reserved-parameter",
+        "parameter-and-env",
+        "parameter-name",
+    ],
+)
+def test_specs_the_operator_refuses(spec: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValidationError, match=message):
+        WorkUnitSpec.model_validate(spec)
+
+
+def test_workjob_units_may_carry_their_item_and_index() -> None:
+    WorkUnitSpec.model_validate(
+        {"image": "x", "parameters": {"WORKUNIT_ITEM": "1", "WORKUNIT_INDEX": "0"}}
+    )

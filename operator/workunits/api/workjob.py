@@ -37,7 +37,7 @@ class Chunks(Model):
 
     total: int = Field(ge=0, description="total: the size to split, such as a row count.")
     size: int = Field(ge=1, description="size: the size of each chunk.")
-    offset: int = Field(default=0, description="offset: where the first chunk starts.")
+    offset: int = Field(default=0, ge=0, description="offset: where the first chunk starts.")
 
 
 class ConfigMapItems(Model):
@@ -182,7 +182,7 @@ class FailurePolicy(Model):
         json_schema_extra={
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": r"^[0-9]+(\.[0-9]+)?%$",
+            "pattern": r"^(100(\.0+)?|[0-9]{1,2}(\.[0-9]+)?)%$",
             "minimum": 0,
         },
     )

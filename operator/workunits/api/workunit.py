@@ -148,6 +148,33 @@ class RetryPolicy(Model):
 
 INPUTS_DIR = "/var/run/workunits/inputs"
 
+# A pod template is kept as given (Kubernetes validates it in full when the Job is
+# made), but its shape is checked at apply: a spec with at least one container.
+_FREE: dict[str, JsonValue] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_POD_TEMPLATE_SCHEMA: dict[str, JsonValue] = {
+    **_FREE,
+    "required": ["spec"],
+    "properties": {
+        "metadata": dict(_FREE),
+        "spec": {
+            **_FREE,
+            "required": ["containers"],
+            "properties": {
+                "containers": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {**_FREE, "required": ["name"]},
+                }
+            },
+        },
+    },
+}
+
+# Variables the operator gives every unit's container: parameters may not take them.
+RESERVED_PARAMETERS = frozenset(
+    {"WORKUNIT_NAME", "WORKUNIT_NAMESPACE", "WORKUNIT_ATTEMPT", "WORKUNIT_PARAMETERS"}
+)
+
 
 class InputSource(Model):
     """A ConfigMap or a Secret of the unit's namespace, mounted as files (one per key)."""
@@ -205,9 +232,13 @@ class WorkUnitSpec(Model):
     resources: Resources | None = Field(
         default=None, description="resources: requests and limits of the container."
     )
-    template: dict[str, Any] | None = preserved(
-        "template: a full pod template, instead of image/command/args/env/resources. Its "
-        "first container runs the work and reports the result."
+    template: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "template: a full pod template, instead of image/command/args/env/resources. "
+            "Its first container runs the work and reports the result."
+        ),
+        json_schema_extra=_POD_TEMPLATE_SCHEMA,
     )
     parameters: dict[Annotated[str, StringConstraints(pattern=ENV_NAME)], str] | None = Field(
         default=None,
@@ -284,14 +315,26 @@ class WorkUnitSpec(Model):
 
     @model_validator(mode="after")
     def _what_to_run(self) -> WorkUnitSpec:
-        if self.image is None and self.template is None:
-            raise ValueError("spec: one of image or template is required")
+        if (self.image is None) == (self.template is None):
+            raise ValueError("exactly one of spec.image or spec.template is required")
+        if self.template is not None:
+            spec = self.template.get("spec")
+            containers = spec.get("containers") if isinstance(spec, dict) else None
+            if not containers or not all(isinstance(c, dict) for c in containers):
+                raise ValueError("spec.template.spec.containers must list at least one container")
+        params = set(self.parameters or {})
+        reserved = sorted(params & RESERVED_PARAMETERS)
+        if reserved:
+            raise ValueError(f"spec.parameters.{reserved[0]} is set by the operator")
+        clash = sorted(params & {e.name for e in self.env or []})
+        if clash:
+            raise ValueError(f"spec.parameters.{clash[0]} is also set in spec.env: keep one")
         return self
 
 
 _RUN_RULE: dict[str, JsonValue] = {
-    "rule": "has(self.image) || has(self.template)",
-    "message": "one of spec.image or spec.template is required",
+    "rule": "has(self.image) != has(self.template)",
+    "message": "exactly one of spec.image or spec.template is required",
 }
 WorkUnitSpec.model_config["json_schema_extra"] = {"x-kubernetes-validations": [_RUN_RULE]}
 

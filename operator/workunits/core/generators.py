@@ -54,6 +54,7 @@ class Sources:
 
 
 NO_SOURCES = Sources()
+MAX_ITEMS = 1_000_000  # units of one task: beyond this, split the work into tasks
 
 
 # ---- one function per source ----------------------------------------------------------
@@ -182,6 +183,10 @@ class Items:
         )
         self.built: list[Any] | None = None if self.lazy else expand(generator, sources)
         self.total = count(generator) if self.lazy else len(self.built or [])
+        if self.total > MAX_ITEMS:
+            raise GeneratorError(
+                f"generator: {self.total} items, more than the {MAX_ITEMS} a task may have"
+            )
 
     def __len__(self) -> int:
         return self.total

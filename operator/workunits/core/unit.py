@@ -419,7 +419,13 @@ class _Reconciler:
             if self.now >= limit:
                 pod = running.pod
                 reason = (pod.waiting_reason if pod else None) or START_TIMEOUT
-                detail = (pod.waiting_message if pod else None) or "the pod never started"
+                if pod is None:
+                    detail = (
+                        f"no pod was made for Job {running.job_name}; its events say why "
+                        "(a missing ServiceAccount, a quota, an admission policy...)"
+                    )
+                else:
+                    detail = pod.waiting_message or "the pod never started"
                 self.decision.actions.append(DeleteJob(running.job_name, "start timeout"))
                 self.mark_latest(
                     "Failed", reason, f"not started after {spec.start_timeout_seconds}s: {detail}"

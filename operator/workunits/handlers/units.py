@@ -28,7 +28,7 @@ from workunits.core.unit import (
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
 from workunits.handlers.state import context
-from workunits.handlers.writes import wake, write_status
+from workunits.handlers.writes import failed_status, wake, write_status
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
 from workunits.kube.jobs import build_job, owner_reference
@@ -238,7 +238,12 @@ async def reconcile_unit(key: ObjectKey) -> None:
                     _report_permission(ctx, str(exc))
                     _retry_later(ctx, key, 30)
                     return
-                new_status = _invalid(old_status, unit, f"the Job was refused: {exc}")
+                new_status = failed_status(
+                    old_status,
+                    unit.metadata.generation,
+                    INVALID_SPEC,
+                    f"the Job was refused: {exc}",
+                )
                 break
             ctx.created_jobs.setdefault(unit.metadata.uid, {})[action.job_name] = created
             logger.info("attempt %d: created Job %s", action.attempt, action.job_name)
@@ -270,28 +275,6 @@ async def reconcile_unit(key: ObjectKey) -> None:
     wake(ctx.units, key, decision.wake_at, unit.spec.priority)
 
 
-def _invalid(old: Mapping[str, Any], unit: WorkUnit, message: str) -> dict[str, Any]:
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    condition = {
-        "type": "Failed",
-        "status": "True",
-        "reason": INVALID_SPEC,
-        "message": message[:512],
-        "lastTransitionTime": stamp,
-        "observedGeneration": unit.metadata.generation,
-    }
-    others = [c for c in old.get("conditions") or [] if c.get("type") != "Failed"]
-    return {
-        **old,
-        "phase": Phase.FAILED.value,
-        "reason": INVALID_SPEC,
-        "message": message[:512],
-        "completionTime": stamp,
-        "conditions": [*others, condition],
-        "observedGeneration": unit.metadata.generation,
-    }
-
-
 async def refuse(
     ctx: Context, plural: str, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
 ) -> None:
@@ -303,23 +286,8 @@ async def refuse(
     if status.get("reason") == INVALID_SPEC and status.get("message") == message:
         return
     meta = body.get("metadata") or {}
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    patch = {
-        "phase": Phase.FAILED.value,
-        "reason": INVALID_SPEC,
-        "message": message,
-        "observedGeneration": meta.get("generation"),
-        "conditions": [
-            {
-                "type": "Failed",
-                "status": "True",
-                "reason": INVALID_SPEC,
-                "message": message,
-                "lastTransitionTime": stamp,
-                "observedGeneration": meta.get("generation"),
-            }
-        ],
-    }
+    new = failed_status(status, meta.get("generation"), INVALID_SPEC, message)
+    patch = {k: v for k, v in new.items() if status.get(k) != v}
     stored = await ctx.kube.patch_status(plural, key[0], key[1], patch)
     ctx.remember(plural, key, stored)
     log.warning("%s/%s: invalid spec: %s", key[0], key[1], message)

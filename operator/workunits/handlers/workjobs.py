@@ -35,7 +35,7 @@ from workunits.core.workjob import (
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
 from workunits.handlers.state import context
 from workunits.handlers.units import refuse
-from workunits.handlers.writes import wake, write_status
+from workunits.handlers.writes import failed_status, wake, write_status
 from workunits.kube.errors import ApiError, PermanentError
 from workunits.kube.jobs import owner_reference
 
@@ -197,13 +197,24 @@ async def reconcile_workjob(key: ObjectKey) -> None:
             logger.info("deleted the WorkJob (%s)", action.why)
             return
     if creates:
-        await _create_units(ctx, namespace, owner, creates)
+        try:
+            await _create_units(ctx, namespace, owner, creates)
+        except UnitConflict as exc:
+            await _fail(ctx, key, body, "UnitNameConflict", str(exc), logger)
+            return
+        except PermanentError as exc:  # the API server refused a unit: the template's fault
+            await _fail(ctx, key, body, "InvalidSpec", f"a unit was refused: {exc}", logger)
+            return
         logger.info("created %d units", len(creates))
 
     old = body.get("status") or {}
     events = [a for a in decision.actions if isinstance(a, Event)]
     await write_status(ctx, PLURAL, key, old, decision.status.dump(), events, logger)
     wake(ctx.workjobs, key, decision.wake_at)
+
+
+class UnitConflict(Exception):
+    """A unit's name is taken by a WorkUnit that is not this WorkJob's to adopt."""
 
 
 async def _create_units(
@@ -228,10 +239,56 @@ async def _create_units(
             try:
                 await ctx.kube.create_object("workunits", namespace, body)
             except ApiError as exc:
-                if exc.status != 409:  # AlreadyExists: created before, the name is ours
+                if exc.status != 409:
                     raise
+                await _adopt(ctx, namespace, owner, action)
 
     await asyncio.gather(*(create(a) for a in creates))
+
+
+async def _adopt(ctx: Context, namespace: str, owner: dict[str, Any], action: CreateUnit) -> None:
+    """The unit exists: fine when it is ours already; adopted when it is an orphan of
+    this WorkJob's name (deleted with --cascade=orphan, then applied again); else a
+    conflict the WorkJob reports."""
+    unit = await ctx.kube.read_object("workunits", namespace, action.name)
+    meta = unit.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    controllers = [o for o in meta.get("ownerReferences") or [] if o.get("controller")]
+    if any(o.get("uid") == owner["uid"] for o in controllers):
+        return
+    same_place = all(
+        labels.get(key) == action.labels.get(key)
+        for key in (names.LABEL_WORKJOB, names.LABEL_TASK, names.LABEL_INDEX)
+    )
+    if controllers or not same_place:
+        raise UnitConflict(
+            f"WorkUnit {action.name} already exists and is not this WorkJob's: "
+            "delete it, or rename the WorkJob"
+        )
+    patch = {
+        "metadata": {
+            "labels": {names.LABEL_WORKJOB_UID: owner["uid"]},
+            "ownerReferences": [owner],
+            "resourceVersion": meta.get("resourceVersion"),
+        }
+    }
+    await ctx.kube.patch_object("workunits", namespace, action.name, patch)
+    log.info("adopted the orphaned unit %s/%s", namespace, action.name)
+
+
+async def _fail(
+    ctx: Context,
+    key: ObjectKey,
+    body: Mapping[str, Any],
+    reason: str,
+    message: str,
+    logger: ObjectLogger,
+) -> None:
+    """End the WorkJob for a fault only a person can mend, saying what it is."""
+    old = body.get("status") or {}
+    meta = body.get("metadata") or {}
+    new = failed_status(old, meta.get("generation"), reason, message)
+    await write_status(ctx, PLURAL, key, old, new, [Event("Warning", reason, message)], logger)
 
 
 async def _patch_unit(ctx: Context, namespace: str, name: str, patch: dict[str, Any]) -> None:

@@ -8,10 +8,35 @@ from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from workunits.api.common import Condition
+from workunits.api.workunit import Phase
+from workunits.core.conditions import phase_conditions
+from workunits.core.timefmt import format_time
 from workunits.core.unit import Event
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger
 from workunits.handlers.queue import WorkQueue
 from workunits.kube.errors import PermanentError
+
+
+def failed_status(
+    old: Mapping[str, Any], generation: int | None, reason: str, message: str
+) -> dict[str, Any]:
+    """``old`` made Failed for ``reason``, with the standard conditions to match."""
+    stamp = format_time(datetime.now(UTC))
+    message = message[:512]
+    conditions = [Condition.model_validate(c) for c in old.get("conditions") or []]
+    conditions = phase_conditions(
+        conditions, Phase.FAILED, reason, message, "Running", stamp, generation
+    )
+    return {
+        **old,
+        "phase": Phase.FAILED.value,
+        "reason": reason,
+        "message": message,
+        "completionTime": old.get("completionTime") or stamp,
+        "conditions": [c.dump() for c in conditions],
+        "observedGeneration": generation,
+    }
 
 
 def status_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

@@ -165,6 +165,20 @@ class Kube:
         )
         return result
 
+    async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(
+            "get",
+            plural,
+            f"read {plural} {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+        )
+        return result
+
     async def create_object(
         self, plural: str, namespace: str, body: dict[str, Any]
     ) -> dict[str, Any]:

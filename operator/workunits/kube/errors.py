@@ -7,6 +7,8 @@ ApiError
 
 from __future__ import annotations
 
+import json
+
 from kubernetes.client.exceptions import ApiException
 
 
@@ -26,7 +28,13 @@ class PermanentError(ApiError):
 
 
 def _reason(exc: ApiException) -> str:
-    return f"{exc.status} {exc.reason}: {(exc.body or '')[:300]}"
+    """The API server's own sentence when its answer is a Status object, else the body."""
+    body = exc.body or ""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{exc.status} {exc.reason}: {(message or body)[:400]}"
 
 
 def classify(exc: ApiException, what: str) -> ApiError:
