@@ -16,7 +16,6 @@ from workunits.api.common import (
     ObjectMeta,
     Quantity,
     Resources,
-    preserved,
 )
 
 
