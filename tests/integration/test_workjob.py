@@ -214,3 +214,38 @@ def test_deleting_the_workjob_cleans_up_every_child(ns: str) -> None:
         lambda: not items("workunits", ns) and not items("jobs", ns),
         timeout=60,
     )
+
+
+def test_a_workjob_applied_again_after_an_orphaning_delete_adopts_its_units(ns: str) -> None:
+    # A GitOps re-sync after `kubectl delete --cascade=orphan`: same names, new UID.
+    slow = scripted(annotations={"sim.workunits.io/duration-ms": "1500"})
+    body = workjob(
+        "resynced",
+        [{"name": "fan", "generator": {"range": {"end": 6}}, "template": slow}],
+        parallelism=3,
+    )
+    apply(body, ns)
+    wait_for("units to exist", lambda: len(items("workunits", ns)) >= 3, timeout=60)
+    kubectl("delete", "workjob", "resynced", "-n", ns, "--cascade=orphan", "--timeout=30s")
+    apply(body, ns)
+    status = workjob_phase("resynced", ns, ("Succeeded",))["status"]
+    assert status["counts"]["succeeded"] == 6
+    uid = get("workjob", "resynced", ns)["metadata"]["uid"]  # type: ignore[index]
+    units = items("workunits", ns)
+    assert len(units) == 6
+    assert all(u["metadata"]["ownerReferences"][0]["uid"] == uid for u in units)
+
+
+def test_a_unit_name_taken_by_something_else_fails_the_workjob_clearly(ns: str) -> None:
+    squatter = {
+        "apiVersion": "workunits.io/v1alpha1",
+        "kind": "WorkUnit",
+        "metadata": {"name": "taken-fan-0"},
+        "spec": {"image": "busybox"},
+    }
+    apply(squatter, ns)
+    task = {"name": "fan", "generator": {"range": {"end": 2}}, "template": scripted()}
+    apply(workjob("taken", [task]), ns)
+    status = workjob_phase("taken", ns, ("Failed",), timeout=60)["status"]
+    assert status["reason"] == "UnitNameConflict"
+    assert "taken-fan-0" in status["message"]
