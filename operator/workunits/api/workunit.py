@@ -81,7 +81,12 @@ class ExitCodes(Model):
     operator: Literal["In", "NotIn"] = Field(
         default="In", description="operator: In or NotIn the values. Default In."
     )
-    values: list[int] = Field(description="values: the exit codes.", min_length=1, max_length=255)
+    values: list[int] = Field(
+        description="values: the exit codes, one to 255 of them.",
+        min_length=1,
+        max_length=255,
+        json_schema_extra={"items": {"type": "integer", "minimum": 0, "maximum": 255}},
+    )
 
 
 class RetryRule(Model):

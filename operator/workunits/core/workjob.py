@@ -81,7 +81,7 @@ from workunits.core.names import (
     unit_name,
 )
 from workunits.core.ranges import IndexSet
-from workunits.core.substitution import SubstitutionError, render_unit_spec
+from workunits.core.substitution import SubstitutionError, render_unit_spec, substitute
 from workunits.core.timefmt import format_time, parse_time
 from workunits.core.unit import Event
 
@@ -561,6 +561,7 @@ class _Reconciler:
             return
         except ConfigMapNotFound as error:
             task.status.message = str(error)
+            self.status.message = f"task {task.name} waits: {error}"
             self.decision.wake(self.now + INPUT_RETRY)
             return
         except GeneratorError as error:
@@ -636,6 +637,8 @@ class _Reconciler:
         if self.spec.suspend:
             self.status.reason = "Suspended"
             self.status.message = "spec.suspend is true: no new units are created"
+            if not any(t.live for t in self.tasks.values()):
+                self.status.phase = Phase.PENDING  # nothing runs while it is held
             return
         if self.status.reason == "Suspended":
             self.status.reason, self.status.message = None, None
@@ -683,8 +686,20 @@ class _Reconciler:
             spec["inputs"] = [*(spec.get("inputs") or []), *self.result_inputs(source.task)]
         rerun = task.generation if index in task.rerun else 0
         meta = template.metadata
+        item = task.items[index]
+        try:
+            own_labels = {
+                k: substitute(v, item, index, task.name)
+                for k, v in ((meta.labels if meta else None) or {}).items()
+            }
+            annotations = {
+                k: substitute(v, item, index, task.name)
+                for k, v in ((meta.annotations if meta else None) or {}).items()
+            }
+        except SubstitutionError as error:
+            self.stop(Phase.FAILED, INVALID_SPEC, f"task {task.name}, unit {index}: {error}")
         labels = {
-            **((meta.labels if meta else None) or {}),
+            **own_labels,
             LABEL_WORKJOB: label_value(self.job.metadata.name),
             LABEL_WORKJOB_UID: self.job.metadata.uid,
             LABEL_TASK: task.name,
@@ -692,7 +707,6 @@ class _Reconciler:
             LABEL_RERUN: str(rerun),
             LABEL_MANAGED_BY: MANAGER,
         }
-        annotations = dict((meta.annotations if meta else None) or {})
         name = task.expected_name(index)
         self.decision.actions.append(
             CreateUnit(task.name, index, name, labels, annotations, spec, template.spec.priority)
