@@ -86,18 +86,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: {name} run {i + 1}/{args.repeat}", file=sys.stderr, flush=True)
             runs.append(run_one(cluster, name, i, runners[name], args))
             print(f"bench: {name}: {json.dumps(runs[-1])}", file=sys.stderr, flush=True)
-        results["scenarios"][name] = {"runs": runs, "summary": report.summarise(runs)}
+            # Written after every run: an interrupted benchmark keeps what it measured.
+            results["scenarios"][name] = {"runs": runs, "summary": report.summarise(runs)}
+            save(results, args)
+    print(f"bench: results in {args.out}", file=sys.stderr)
+    return 0
 
+
+def save(results: dict[str, Any], args: argparse.Namespace) -> None:
     out = pathlib.Path(args.out)
     if args.merge and out.is_file():
         earlier = json.loads(out.read_text())
-        results["scenarios"] = {**earlier.get("scenarios", {}), **results["scenarios"]}
-        results["command"] += " (merged into earlier results of the others)"
+        results = {**results, "scenarios": {**earlier["scenarios"], **results["scenarios"]}}
     out.write_text(json.dumps(results, indent=2) + "\n")
     if args.markdown:
         report.write_markdown(pathlib.Path(args.markdown), results)
-    print(f"bench: results in {out}", file=sys.stderr)
-    return 0
 
 
 def run_one(
@@ -111,7 +114,7 @@ def run_one(
     profile = None
     if args.profile_dir:
         pathlib.Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
-        profile = str(pathlib.Path(args.profile_dir) / f"{name}-{i + 1}.speedscope.json")
+        profile = str(pathlib.Path(args.profile_dir) / f"{name}-{i + 1}.folded.txt")
     env = scenarios.Env(cluster, namespace, tuple(args.operator_arg), profile)
     try:
         return runner(env, i)

@@ -356,7 +356,8 @@ class Operator:
     """``workunits run`` on one namespace, as a process of its own.
 
     ``profile`` names a file: the operator then runs under py-spy, which samples
-    every thread and writes a flame graph there when the operator stops.
+    every thread and writes its folded stacks there (flamegraph.pl, speedscope) when
+    the operator stops.
     """
 
     kubeconfig: str
@@ -388,7 +389,7 @@ class Operator:
                 "-o",
                 self.profile,
                 "-f",
-                "speedscope",
+                "raw",
                 "--",
                 *command,
             ]
