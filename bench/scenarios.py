@@ -368,7 +368,7 @@ def latency(
         achieved = n / (time.monotonic() - start)
         wait_for(
             f"Jobs of {n} units",
-            lambda: len({o for o in jobs.objects.values() if o}) >= n,
+            lambda: jobs.count(bool) >= n,
             timeout,
         )
         after = operator.usage()
