@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--recovery-n", type=int, default=1000, help="recovery: units (1000)")
     p.add_argument("--duration-ms", type=int, default=3000, help="recovery: pod run time")
     p.add_argument(
+        "--fanout-timeout", type=float, default=1800, help="fan-out: give up after (1800 s)"
+    )
+    p.add_argument(
         "--operator-arg",
         action="append",
         default=[],
@@ -71,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     runners: dict[str, Callable[[scenarios.Env, int], dict[str, Any]]] = {
         "overhead": lambda env, i: scenarios.overhead(env, args.n, jobs_first=i % 2 == 0),
         "writes": lambda env, i: scenarios.writes(env, args.writes_n),
-        "fanout": lambda env, i: scenarios.fanout(env, args.fanout_n, args.parallelism),
+        "fanout": lambda env, i: scenarios.fanout(
+            env, args.fanout_n, args.parallelism, timeout=args.fanout_timeout
+        ),
         "latency": lambda env, i: scenarios.latency(env, args.rate, args.seconds),
         "recovery": lambda env, i: scenarios.recovery(env, args.recovery_n, args.duration_ms),
     }
