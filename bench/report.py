@@ -124,7 +124,10 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     s = {name: part.get("summary", {}) for name, part in results["scenarios"].items()}
-    runs = {name: len(part.get("runs", [])) for name, part in results["scenarios"].items()}
+    runs = {
+        name: sum(1 for r in part.get("runs", []) if "error" not in r)
+        for name, part in results["scenarios"].items()
+    }
 
     def row(bench: str, figure: str, value: str, target: str = "") -> None:
         lines.append(f"| {bench} | {figure} | {value} | {target} |")
