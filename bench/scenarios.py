@@ -450,7 +450,10 @@ def recovery(
             # Progress resumes with the new process's first write (a Job or a status),
             # as the API server received it; without an audit log, with the first
             # change of phase the unit watch shows.
-            first_write = _first_operator_write(cluster, audit_start, ns, spawned_wall)
+            # Writes the killed process had in flight can reach the API server after
+            # the new one is spawned; the new one cannot write within its first second
+            # (the interpreter and its imports take longer), so those are left out.
+            first_write = _first_operator_write(cluster, audit_start, ns, spawned_wall + 1.0)
             later = [c[0] for c in units.changes[changes_at_kill:] if c[0] > healthy]
             if first_write is not None:
                 resumed: float | None = spawned + (first_write - spawned_wall)
