@@ -34,11 +34,26 @@ def exact_namespaces(namespaces: list[str]) -> bool:
     return bool(namespaces) and not any(set(n) & set("*?!,[]") for n in namespaces)
 
 
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No essence to build or keep: the operator has no change-detecting handlers, yet
+    kopf would deep-copy an essence of every object on every watch event for them."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ours = _settings
     # Event handlers and indices only: kopf writes no annotations or finalizers of
     # its own on our objects, so every write is the operator's deliberate one.
+    settings.persistence.diffbase_storage = _NoDiffBase()
     settings.posting.enabled = ours.events
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
