@@ -297,9 +297,8 @@ def fanout(
                 figures["measured"] = status.get("phase") == "Succeeded"
                 break
             if now - last_progress > stall or now - start > timeout:
-                figures["error"] = (
-                    f"no progress for {stall:.0f}s (phase {status.get('phase')!r}, counts {counts})"
-                )
+                why = f"no progress for {stall:.0f}s" if now - start <= timeout else "timed out"
+                figures["error"] = f"{why} after {now - start:.0f}s (counts {counts})"
                 break
         end = time.monotonic()
         after = operator.usage()
