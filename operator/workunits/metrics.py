@@ -232,22 +232,29 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _bodies(index: Any) -> Iterator[Mapping[str, Any]]:
+def _bodies(index: Any) -> Iterator[Any]:
     """Every body in a kopf index of ``key -> body`` (each key holds a store of them)."""
     if index is None:
         return
     for key in list(index):
         store = index.get(key) or ()
         for body in store:
-            if isinstance(body, Mapping):
-                yield body
-                break
+            yield body
+            break
 
 
-def _by_phase(bodies: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+def _phase_of(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        phase = (body.get("status") or {}).get("phase")
+        return str(phase) if phase else None
+    phase = getattr(body, "phase", None)  # the operator's packed cache entries
+    return str(phase) if phase else None
+
+
+def _by_phase(bodies: Iterable[Any]) -> dict[str, int]:
     counts = dict.fromkeys(PHASES, 0)
     for body in bodies:
-        phase = (body.get("status") or {}).get("phase") or Phase.PENDING.value
+        phase = _phase_of(body) or Phase.PENDING.value
         if phase in counts:
             counts[phase] += 1
     return counts

@@ -26,7 +26,7 @@ from workunits.core.unit import (
     StoreResult,
     reconcile,
 )
-from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
 from workunits.handlers.state import context
 from workunits.handlers.writes import failed_status, wake, write_status
 from workunits.kube.client import JobConflict
@@ -44,7 +44,7 @@ UNIT_SELECTOR = {names.LABEL_UNIT_UID: kopf.PRESENT}
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def workunits_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): slim(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -32,7 +32,7 @@ from workunits.core.workjob import (
     inputs_needed,
     reconcile,
 )
-from workunits.handlers.context import Context, ObjectKey, ObjectLogger, slim
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
 from workunits.handlers.state import context
 from workunits.handlers.units import refuse
 from workunits.handlers.writes import failed_status, wake, write_status
@@ -48,7 +48,7 @@ _PHASES = {p.value for p in Phase}
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def workjobs_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): slim(body)}
+    return {(namespace, name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "workunits", labels=CHILD_SELECTOR)
