@@ -181,9 +181,16 @@ down() {
   log "cluster $name deleted"
 }
 
+
 restart() {
   healthy || die "cluster $name is not up"
+  local before
+  before=$(pids)
   "$kwokctl" stop cluster --name "$name" >/dev/null 2>&1 || die "kwokctl stop cluster failed"
+  # kwokctl signals the components and returns: on a busy machine etcd and the API
+  # server take a while to exit, and a start before then finds their ports taken.
+  wait_for 60 "the components to exit" bash -c "$(declare -f ours); bin='$bin'; \
+    while read -r pid _; do ! ours \"\$pid\" || exit 1; done <<<'$before'"
   "$kwokctl" start cluster --name "$name" >/dev/null 2>&1 || die "kwokctl start cluster failed"
   wait_for 120 "the API server" k --request-timeout=5s get --raw /readyz
   wait_for 120 "$nodes Ready nodes" nodes_ready
