@@ -194,16 +194,23 @@ def _events(out: TextIO, events: list[dict[str, Any]]) -> None:
     table(rows, out)
 
 
-def describe_unit(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO) -> None:
-    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+def _header(out: TextIO, obj: dict[str, Any], kind: str, extra: dict[str, str]) -> None:
+    """What every description starts with: which object, and where it stands."""
+    meta, status = obj["metadata"], obj.get("status") or {}
     _field(out, "Name", meta["name"])
     _field(out, "Namespace", meta["namespace"])
-    _field(out, "Kind", "WorkUnit")
-    owners = [f"{o['kind']}/{o['name']}" for o in meta.get("ownerReferences") or []]
-    _field(out, "Owned by", ", ".join(owners))
+    _field(out, "Kind", kind)
+    for label, value in extra.items():
+        _field(out, label, value)
     _field(out, "Phase", status.get("phase") or "Pending")
     _field(out, "Reason", status.get("reason"))
     _field(out, "Message", status.get("message"))
+
+
+def describe_unit(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO) -> None:
+    meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
+    owners = [f"{o['kind']}/{o['name']}" for o in meta.get("ownerReferences") or []]
+    _header(out, obj, "WorkUnit", {"Owned by": ", ".join(owners)})
     retry = spec.get("retry") or {}
     limit = retry.get("maxAttempts", 3)
     _field(out, "Attempts", f"{status.get('attempts') or 0} (at most {limit})")
@@ -245,12 +252,7 @@ def describe_unit(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO
 
 def describe_workjob(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO) -> None:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
-    _field(out, "Name", meta["name"])
-    _field(out, "Namespace", meta["namespace"])
-    _field(out, "Kind", "WorkJob")
-    _field(out, "Phase", status.get("phase") or "Pending")
-    _field(out, "Reason", status.get("reason"))
-    _field(out, "Message", status.get("message"))
+    _header(out, obj, "WorkJob", {})
     _field(out, "Progress", status.get("progress"))
     _field(out, "ETA", status.get("eta"))
     _field(out, "Units", format_counts(status.get("counts") or {}))

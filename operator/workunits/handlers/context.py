@@ -129,6 +129,20 @@ class Context:
             self.written.pop((plural, key), None)
         return found.body() if found is not None else None
 
+    def current(
+        self, plural: str, key: ObjectKey, queue: WorkQueue | None
+    ) -> dict[str, Any] | None:
+        """The object to reconcile, or None: gone (its wake-ups are dropped), or being
+        deleted (the garbage collector removes what it owns; nothing else to do)."""
+        body = self.latest(plural, key)
+        if body is None:
+            if queue is not None:
+                queue.forget(key)
+            return None
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        return body
+
     def remember(self, plural: str, key: ObjectKey, body: dict[str, Any]) -> None:
         self.written[(plural, key)] = slim(body)
 

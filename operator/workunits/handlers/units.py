@@ -28,7 +28,7 @@ from workunits.core.unit import (
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
 from workunits.handlers.state import context
-from workunits.handlers.writes import failed_status, wake, write_status
+from workunits.handlers.writes import failed_status, refuse, wake, write_status
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
 from workunits.kube.jobs import build_job, owner_reference
@@ -200,14 +200,10 @@ def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
 
 async def reconcile_unit(key: ObjectKey) -> None:
     ctx = context()
-    body = ctx.latest(PLURAL, key)
+    body = ctx.current(PLURAL, key, ctx.units)
     if body is None:
-        assert ctx.units is not None
-        ctx.units.forget(key)
         return
     meta = body.get("metadata") or {}
-    if meta.get("deletionTimestamp"):
-        return  # the garbage collector removes its Jobs; nothing else to do
     logger = ObjectLogger(log, key)
 
     try:
@@ -273,24 +269,6 @@ async def reconcile_unit(key: ObjectKey) -> None:
         if new_status.get("phase") != old_status.get("phase"):
             _queue_dependents(ctx, key)
     wake(ctx.units, key, decision.wake_at, unit.spec.priority)
-
-
-async def refuse(
-    ctx: Context, plural: str, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
-) -> None:
-    """A spec the schema let through but the models refuse: Failed, InvalidSpec, once."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-    status = body.get("status") or {}
-    if status.get("reason") == INVALID_SPEC and status.get("message") == message:
-        return
-    meta = body.get("metadata") or {}
-    new = failed_status(status, meta.get("generation"), INVALID_SPEC, message)
-    patch = {k: v for k, v in new.items() if status.get(k) != v}
-    stored = await ctx.kube.patch_status(plural, key[0], key[1], patch)
-    ctx.remember(plural, key, stored)
-    log.warning("%s/%s: invalid spec: %s", key[0], key[1], message)
 
 
 def _retry_later(ctx: Context, key: ObjectKey, seconds: float) -> None:

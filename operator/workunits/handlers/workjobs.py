@@ -34,8 +34,7 @@ from workunits.core.workjob import (
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
 from workunits.handlers.state import context
-from workunits.handlers.units import refuse
-from workunits.handlers.writes import failed_status, wake, write_status
+from workunits.handlers.writes import failed_status, refuse, wake, write_status
 from workunits.kube.errors import ApiError, PermanentError
 from workunits.kube.jobs import owner_reference
 
@@ -149,12 +148,8 @@ async def _config_map(ctx: Context, namespace: str, name: str) -> dict[str, str]
 
 async def reconcile_workjob(key: ObjectKey) -> None:
     ctx = context()
-    body = ctx.latest(PLURAL, key)
+    body = ctx.current(PLURAL, key, ctx.workjobs)
     if body is None:
-        assert ctx.workjobs is not None
-        ctx.workjobs.forget(key)
-        return
-    if (body.get("metadata") or {}).get("deletionTimestamp"):
         return
     logger = ObjectLogger(log, key)
     try:

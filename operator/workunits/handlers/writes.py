@@ -4,18 +4,23 @@ then the next wake-up. Shared by WorkUnits and WorkJobs."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from workunits.api.common import Condition
 from workunits.api.workunit import Phase
 from workunits.core.conditions import phase_conditions
 from workunits.core.timefmt import format_time
-from workunits.core.unit import Event
+from workunits.core.unit import INVALID_SPEC, Event
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger
 from workunits.handlers.queue import WorkQueue
 from workunits.kube.errors import PermanentError
+
+log = logging.getLogger(__name__)
 
 
 def failed_status(
@@ -96,3 +101,20 @@ def wake(
         return
     delay = (moment - datetime.now(UTC)).total_seconds()
     queue.add_at(key, asyncio.get_running_loop().time() + max(delay, 0) + 0.05, priority)
+
+
+async def refuse(
+    ctx: Context, plural: str, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
+) -> None:
+    """A spec the schema let through but the models refuse: Failed, InvalidSpec, once."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    status = body.get("status") or {}
+    if status.get("reason") == INVALID_SPEC and status.get("message") == message:
+        return
+    meta = body.get("metadata") or {}
+    new = failed_status(status, meta.get("generation"), INVALID_SPEC, message)
+    stored = await ctx.kube.patch_status(plural, key[0], key[1], status_patch(status, new))
+    ctx.remember(plural, key, stored)
+    log.warning("%s/%s: invalid spec: %s", key[0], key[1], message)
