@@ -10,6 +10,11 @@ def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
+def exact_namespaces(namespaces: list[str]) -> bool:
+    """Whether the watched namespaces are all plain names (no glob, no negation)."""
+    return bool(namespaces) and not any(set(n) & set("*?!,[]") for n in namespaces)
+
+
 @dataclass
 class Settings:
     namespaces: list[str] = field(default_factory=lambda: _env_list("WORKUNITS_NAMESPACES"))

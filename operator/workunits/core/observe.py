@@ -68,7 +68,7 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
     )
     return PodFacts(
         name=meta.get("name", ""),
-        job_name=(meta.get("labels") or {}).get("job-name", ""),
+        job_name=_job_of(meta.get("labels") or {}),
         phase=phase,
         started=started,
         deleted=meta.get("deletionTimestamp") is not None,
@@ -80,6 +80,10 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
         conditions=conditions,
         created=parse_time(meta.get("creationTimestamp")),
     )
+
+
+def _job_of(labels: Mapping[str, str]) -> str:
+    return labels.get("batch.kubernetes.io/job-name") or labels.get("job-name") or ""
 
 
 def _condition(job: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:

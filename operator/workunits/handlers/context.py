@@ -15,6 +15,7 @@ from typing import Any
 from workunits import API_VERSION
 from workunits.handlers.queue import WorkQueue
 from workunits.kube.client import Kube
+from workunits.kube.informer import Informer
 from workunits.logs import object_ref
 from workunits.settings import Settings
 
@@ -88,6 +89,9 @@ class Context:
     units: WorkQueue | None = None
     workjobs: WorkQueue | None = None
     indices: dict[str, Any] = field(default_factory=dict)
+    # The Jobs and pods of units, from the operator's own watches.
+    jobs: Informer | None = None
+    pods: Informer | None = None
     # Objects as our own writes returned them, newer than the watch may have shown yet.
     written: dict[tuple[str, ObjectKey], dict[str, Any]] = field(default_factory=dict)
     # Jobs we created that the Job watch has not shown yet: unit uid -> {name: body}.
@@ -105,6 +109,11 @@ class Context:
         for owner in (body.get("metadata") or {}).get("ownerReferences") or []:
             if owner.get("kind") == "WorkJob" and owner.get("apiVersion") == API_VERSION:
                 self.workjobs.add((namespace, owner.get("name")))
+
+    async def watches_synced(self) -> None:
+        for informer in (self.jobs, self.pods):
+            if informer is not None and not informer.synced.is_set():
+                await informer.synced.wait()
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         """Keep kopf's index objects (the same live objects on every call)."""

@@ -18,7 +18,7 @@ from workunits.handlers.queue import WorkQueue
 from workunits.handlers.state import context, install
 from workunits.kube.client import Kube, load_configuration
 from workunits.kube.lease import Elector, identity
-from workunits.settings import Settings
+from workunits.settings import Settings, exact_namespaces
 
 log = logging.getLogger(__name__)
 _settings = Settings()
@@ -27,11 +27,6 @@ _settings = Settings()
 def configure(settings: Settings) -> None:
     global _settings
     _settings = settings
-
-
-def exact_namespaces(namespaces: list[str]) -> bool:
-    """Whether the watched namespaces are all plain names (no glob, no negation)."""
-    return bool(namespaces) and not any(set(n) & set("*?!,[]") for n in namespaces)
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -77,6 +72,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     ctx.units.start()
     ctx.workjobs.start()
     install(ctx)
+    units.start_watches(ctx)
     if ours.metrics_port:
         await metrics.serve(ours.bind_address, ours.metrics_port, context)
     log.info(
@@ -90,6 +86,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 async def cleanup(**_: Any) -> None:
     await metrics.stop()
     ctx = context()
+    for informer in (ctx.jobs, ctx.pods):
+        if informer is not None:
+            informer.stop()
     for queue in (ctx.units, ctx.workjobs):
         if queue is not None:
             await queue.stop()

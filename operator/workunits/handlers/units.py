@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
+from kopf._cogs.structs.references import match_namespace
 from pydantic import ValidationError
 
 from workunits import GROUP, VERSION
@@ -31,12 +33,13 @@ from workunits.handlers.state import context
 from workunits.handlers.writes import failed_status, refuse, wake, write_status
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
+from workunits.kube.informer import Informer, Lister
 from workunits.kube.jobs import build_job, owner_reference
 from workunits.metrics import METRICS
+from workunits.settings import exact_namespaces
 
 log = logging.getLogger(__name__)
 PLURAL = "workunits"
-UNIT_SELECTOR = {names.LABEL_UNIT_UID: kopf.PRESENT}
 
 
 # ---- indices: kopf fills them from its watches before any other handler runs --------
@@ -53,20 +56,14 @@ def dependents_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> An
     return {(namespace, dep): name for dep in deps if isinstance(dep, str)}
 
 
-@kopf.index("batch", "v1", "jobs", labels=UNIT_SELECTOR)
-def jobs_index(labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-    return {labels[names.LABEL_UNIT_UID]: _slim_job(body)}
+# ---- Jobs and pods: a light watch of our own (kube/informer.py) ----------------------
 
 
-@kopf.index("", "v1", "pods", labels=UNIT_SELECTOR)
-def pods_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> Any:
-    job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
-    return {(namespace, job): pod_facts(body)} if job else None
-
-
-def _slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Only what decisions read of a Job: it keeps the cache small at large fan-outs."""
+def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what decisions read of a Job: the cache stays small at large fan-outs, and
+    a status update that changes none of it wakes nothing."""
     meta = body.get("metadata") or {}
+    status = body.get("status") or {}
     return {
         "metadata": {
             "name": meta.get("name"),
@@ -76,8 +73,70 @@ def _slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
             "deletionTimestamp": meta.get("deletionTimestamp"),
             "ownerReferences": meta.get("ownerReferences"),
         },
-        "status": body.get("status") or {},
+        "status": {k: status[k] for k in _JOB_STATUS if k in status},
     }
+
+
+_JOB_STATUS = ("conditions", "startTime", "completionTime")
+
+
+def start_watches(ctx: Context) -> None:
+    """Follow the Jobs and pods of units (by label) in the namespaces the operator serves."""
+    namespaces = ctx.settings.namespaces
+    batch, core = ctx.kube.batch, ctx.kube.core
+    job_listers: list[Lister]
+    pod_listers: list[Lister]
+    if exact_namespaces(namespaces):
+        job_listers = [partial(batch.list_namespaced_job, ns) for ns in namespaces]
+        pod_listers = [partial(core.list_namespaced_pod, ns) for ns in namespaces]
+        accept = None
+    else:
+        job_listers = [batch.list_job_for_all_namespaces]
+        pod_listers = [core.list_pod_for_all_namespaces]
+        accept = _namespace_filter(namespaces) if namespaces else None
+    selector = names.LABEL_UNIT_UID
+    ctx.jobs = Informer(
+        "jobs",
+        job_listers,
+        selector,
+        slim_job,
+        partial(_job_changed, ctx),
+        group=lambda _, job: job["metadata"]["labels"].get(names.LABEL_UNIT_UID),
+        accept=accept,
+    )
+    ctx.pods = Informer(
+        "pods",
+        pod_listers,
+        selector,
+        pod_facts,
+        partial(_pod_changed, ctx),
+        group=lambda key, pod: (key[0], pod.job_name) if pod.job_name else None,
+        accept=accept,
+    )
+    ctx.jobs.start()
+    ctx.pods.start()
+
+
+def _namespace_filter(patterns: list[str]) -> Callable[[str], bool]:
+    return lambda namespace: any(match_namespace(namespace, p) for p in patterns)
+
+
+def _job_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
+    _queue_owner(ctx, key[0], new or old)
+
+
+def _pod_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
+    pod: PodFacts = new or old
+    if ctx.jobs is not None and pod.job_name:
+        job = ctx.jobs.get((key[0], pod.job_name))
+        if job is not None:  # else the Job's own event queues the unit
+            _queue_owner(ctx, key[0], job)
+
+
+def _queue_owner(ctx: Context, namespace: str, job: Mapping[str, Any]) -> None:
+    for owner in job["metadata"].get("ownerReferences") or []:
+        if owner.get("kind") == "WorkUnit" and ctx.units is not None:
+            ctx.units.add((namespace, owner.get("name")))
 
 
 # ---- events: each one only queues the unit it concerns ------------------------------
@@ -112,30 +171,6 @@ async def workunit_event(
         return
     ctx.seen[(PLURAL, key)] = seen
     ctx.units.add(key, _priority(body))
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=UNIT_SELECTOR)
-async def job_event(namespace: str, body: kopf.Body, **kwargs: Any) -> None:
-    ctx = context()
-    ctx.bind(kwargs)
-    for owner in body.get("metadata", {}).get("ownerReferences") or []:
-        if owner.get("kind") == "WorkUnit" and ctx.units is not None:
-            ctx.units.add((namespace, owner.get("name")))
-
-
-@kopf.on.event("", "v1", "pods", labels=UNIT_SELECTOR)
-async def pod_event(namespace: str, labels: kopf.Labels, **kwargs: Any) -> None:
-    ctx = context()
-    ctx.bind(kwargs)
-    job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
-    jobs = ctx.indices.get("jobs_index")
-    if not job or jobs is None or ctx.units is None:
-        return
-    for body in jobs.get(labels.get(names.LABEL_UNIT_UID), []):
-        if body["metadata"]["name"] == job:
-            for owner in body["metadata"].get("ownerReferences") or []:
-                if owner.get("kind") == "WorkUnit":
-                    ctx.units.add((namespace, owner.get("name")))
 
 
 def _queue_dependents(ctx: Context, key: ObjectKey) -> None:
@@ -176,22 +211,19 @@ class _Dependencies(Mapping[str, Dependency]):
 
 
 def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
-    jobs: dict[str, dict[str, Any]] = {}
-    index = ctx.indices.get("jobs_index")
-    if index is not None and unit.metadata.uid in index:
-        for body in index[unit.metadata.uid]:
-            jobs[body["metadata"]["name"]] = body
+    assert ctx.jobs is not None and ctx.pods is not None
+    jobs: dict[str, dict[str, Any]] = {
+        key[1]: body for key, body in ctx.jobs.group(unit.metadata.uid).items()
+    }
     pending = ctx.created_jobs.get(unit.metadata.uid, {})
     for name in list(pending):
         if name in jobs:
             del pending[name]  # the watch has it now
         else:
             jobs[name] = pending[name]
-    pods_index = ctx.indices.get("pods_index")
     observed = []
     for name, body in jobs.items():
-        key = (unit.metadata.namespace, name)
-        pods: list[PodFacts] = list(pods_index[key]) if pods_index and key in pods_index else []
+        pods = ctx.pods.group((unit.metadata.namespace, name)).values()
         attempt = observe_attempt(body, pods)
         if attempt is not None:
             observed.append(attempt)
@@ -200,6 +232,7 @@ def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
 
 async def reconcile_unit(key: ObjectKey) -> None:
     ctx = context()
+    await ctx.watches_synced()  # decide only once every Job and pod is known
     body = ctx.current(PLURAL, key, ctx.units)
     if body is None:
         return

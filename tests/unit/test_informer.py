@@ -1,0 +1,105 @@
+"""The store behind the operator's own Job and pod watches: what it reports, and when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workunits.kube.informer import Informer, _lines
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, tuple[str, str], Any, Any]] = []
+
+    def __call__(self, kind: str, key: tuple[str, str], new: Any, old: Any) -> None:
+        self.changes.append((kind, key, new, old))
+
+
+def informer(scopes: int = 1) -> tuple[Informer, Recorder]:
+    recorder = Recorder()
+    store = Informer(
+        "jobs",
+        [lambda **_: None] * scopes,
+        "label",
+        lambda body: body,
+        recorder,
+        group=lambda key, entry: entry.get("unit"),
+    )
+    return store, recorder
+
+
+def test_synced_only_once_every_scope_has_been_listed() -> None:
+    store, _ = informer(scopes=2)
+    store._replace(0, {("a", "j1"): {"unit": "u1"}})
+    assert not store.synced.is_set()
+    store._replace(1, {})
+    assert store.synced.is_set()
+    assert store.relists == 0
+
+
+def test_an_update_that_changes_nothing_read_is_not_reported() -> None:
+    store, seen = informer()
+    store._replace(0, {})
+    store._apply(0, ("a", "j1"), {"unit": "u1", "state": "Active"})
+    store._apply(0, ("a", "j1"), {"unit": "u1", "state": "Active"})
+    store._apply(0, ("a", "j1"), {"unit": "u1", "state": "Complete"})
+    assert [(kind, new["state"]) for kind, _, new, _ in seen.changes] == [
+        ("ADDED", "Active"),
+        ("MODIFIED", "Complete"),
+    ]
+    assert seen.changes[1][3] == {"unit": "u1", "state": "Active"}
+    assert store.events == 3
+
+
+def test_a_relist_reports_what_went_missing_and_what_changed() -> None:
+    store, seen = informer()
+    store._replace(0, {("a", "j1"): {"unit": "u1"}, ("a", "j2"): {"unit": "u1"}})
+    seen.changes.clear()
+    store._replace(0, {("a", "j2"): {"unit": "u1", "done": True}, ("a", "j3"): {"unit": "u2"}})
+    assert sorted((kind, key[1]) for kind, key, _, _ in seen.changes) == [
+        ("ADDED", "j3"),
+        ("DELETED", "j1"),
+        ("MODIFIED", "j2"),
+    ]
+    assert store.relists == 1
+    assert store.group("u1") == {("a", "j2"): {"unit": "u1", "done": True}}
+    assert store.group("u2") == {("a", "j3"): {"unit": "u2"}}
+
+
+def test_groups_follow_moves_and_deletions() -> None:
+    store, seen = informer()
+    store._replace(0, {})
+    store._apply(0, ("a", "p1"), {"unit": "u1"})
+    store._apply(0, ("a", "p1"), {"unit": "u2"})
+    assert store.group("u1") == {}
+    assert store.group("u2") == {("a", "p1"): {"unit": "u2"}}
+    store._apply(0, ("a", "p1"), None)
+    store._apply(0, ("a", "p1"), None)  # deleted twice: reported once
+    assert store.group("u2") == {}
+    assert store.get(("a", "p1")) is None
+    assert [kind for kind, *_ in seen.changes] == ["ADDED", "MODIFIED", "DELETED"]
+    assert "u2" not in store.groups  # empty groups do not pile up
+
+
+def test_a_failing_handler_does_not_stop_the_store() -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    store = Informer("pods", [lambda **_: None], "label", lambda body: body, broken)
+    store._replace(0, {})
+    store._apply(0, ("a", "p1"), {"x": 1})
+    store._apply(0, ("a", "p2"), {"x": 2})
+    assert len(store.store) == 2
+
+
+class Chunks:
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    def stream(self, amount: Any, decode_content: bool) -> Any:
+        return iter(self.chunks)
+
+
+def test_lines_are_cut_where_the_newlines_are_not_where_the_chunks_end() -> None:
+    response = Chunks(b'{"a":', b'1}\n{"b":2}\n\n{"c"', b":3}")
+    assert list(_lines(response)) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
