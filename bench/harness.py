@@ -76,6 +76,32 @@ class Cluster:
         default_log = pathlib.Path(self.kubeconfig).parent / "logs" / "audit.log"
         self.audit = Audit(pathlib.Path(audit_log) if audit_log else default_log)
 
+    def components(self) -> dict[str, int]:
+        """The control plane's processes (name -> pid): those run from the binaries
+        directory next to the kubeconfig, as the local control plane starts them."""
+        bin_dir = str(pathlib.Path(self.kubeconfig).parent / "bin") + "/"
+        found: dict[str, int] = {}
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                program = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode()
+            except OSError:
+                continue
+            if program.startswith(bin_dir):
+                found[program[len(bin_dir) :]] = int(entry.name)
+        return found
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by each control plane process."""
+        usage = {}
+        for name, pid in self.components().items():
+            try:
+                usage[name] = Usage.of(pid).cpu_seconds
+            except OSError:
+                continue
+        return usage
+
     def install_crds(self) -> None:
         subprocess.run(
             ["kubectl", "--kubeconfig", self.kubeconfig, "apply", "-f", str(ROOT / "crds")],

@@ -142,13 +142,16 @@ def overhead(
     Both sides are created by the same client and the same threads, one after the other
     in the same namespace, with the operator running throughout (bare Jobs carry no
     label of ours, so it ignores them). Callers alternate ``jobs_first`` over repeats.
+    The CPU seconds each side cost every process (the control plane's, the operator's,
+    this client's) say where the difference goes.
     """
     cluster, ns = env.cluster, env.namespace
-    figures: dict[str, Any] = {"n": n, "jobs_first": jobs_first}
+    figures: dict[str, Any] = {"n": n, "jobs_first": jobs_first, "cpu_seconds": {}}
     with env.operator(name="overhead") as operator:
         before = operator.usage()
         order = ("jobs", "units") if jobs_first else ("units", "jobs")
         for side in order:
+            start = _cpu(cluster, operator)
             if side == "jobs":
                 figures["jobs_seconds"] = _time_all(
                     cluster,
@@ -169,11 +172,23 @@ def overhead(
                     "",
                     timeout,
                 )
+            end = _cpu(cluster, operator)
+            figures["cpu_seconds"][side] = {
+                k: round(end[k] - start[k], 2) for k in end if k in start
+            }
         after = operator.usage()
     figures["ratio"] = figures["units_seconds"] / figures["jobs_seconds"]
     figures["operator_cpu_seconds"] = round(after.cpu_seconds - before.cpu_seconds, 2)
     figures["operator_peak_rss_mb"] = round(after.peak_rss_mb, 1)
     return figures
+
+
+def _cpu(cluster: Cluster, operator: Operator) -> dict[str, float]:
+    return {
+        **cluster.cpu_seconds(),
+        "operator": operator.usage().cpu_seconds,
+        "benchmark client": time.process_time(),
+    }
 
 
 def _time_all(

@@ -36,3 +36,5 @@ class Settings:
         "WORKUNITS_LEASE_NAMESPACE", os.environ.get("POD_NAMESPACE", "default")
     )
     lease_duration: float = float(os.environ.get("WORKUNITS_LEASE_DURATION", "15"))
+    # Seconds a new attempt goes unreported as Running (see core.unit.running_report_due).
+    running_delay: float = float(os.environ.get("WORKUNITS_RUNNING_DELAY", "2"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from workunits.core.unit import (
     Event,
     StoreResult,
     reconcile,
+    running_report_due,
 )
 
 NO_JITTER = {"backoff": {"initialDelaySeconds": 10, "factor": 2, "jitter": 0}}
@@ -298,6 +300,33 @@ def test_a_job_created_but_not_recorded_is_adopted() -> None:
     u, d = step(u, [running], now=1)
     assert kinds(d) == []
     assert u.status.attempts == 1 and u.status.phase is Phase.RUNNING
+
+
+def test_an_attempt_never_reported_running_is_reported_once_with_its_outcome() -> None:
+    # The operator held back the Running write; the Job succeeded in the meantime.
+    done = attempt(1, "Succeeded", ended=1, pod_=pod("Succeeded", 0, "Completed", "42"))
+    u, d = step(unit(), [done], now=1.5)
+    assert kinds(d) == []
+    assert u.status.phase is Phase.SUCCEEDED and u.status.attempts == 1
+    assert u.status.result == 42
+    assert u.status.start_time == "2026-01-01T12:00:00Z" and u.status.completion_time
+    assert [e.reason for e in d.actions if isinstance(e, Event)] == [
+        "AttemptStarted",
+        "Succeeded",
+    ]
+
+
+def test_running_is_reported_once_the_job_is_old_enough() -> None:
+    delay = timedelta(seconds=2)
+    new = {"phase": "Running", "attempts": 1}
+    assert running_report_due({}, new, at(0), at(0.5), delay) == at(2)
+    assert running_report_due({}, new, at(0), at(2), delay) is None
+    assert running_report_due({"phase": "BackingOff"}, new, at(10), at(10), delay) == at(12)
+    # Nothing held back: other phases, a unit already Running, no delay, Job unknown.
+    assert running_report_due({}, {"phase": "Succeeded"}, at(0), at(0), delay) is None
+    assert running_report_due({"phase": "Running"}, new, at(0), at(0), delay) is None
+    assert running_report_due({}, new, at(0), at(0), timedelta(0)) is None
+    assert running_report_due({}, new, None, at(0), delay) is None
 
 
 def test_attempts_are_counted_from_jobs_not_pods() -> None:

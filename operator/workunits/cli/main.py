@@ -29,6 +29,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "lease_name",
         "lease_namespace",
         "lease_duration",
+        "running_delay",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -296,6 +297,14 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds a leader's Lease lasts without renewal (default 15); "
         "env WORKUNITS_LEASE_DURATION",
+    )
+    run.add_argument(
+        "--running-delay",
+        type=float,
+        metavar="SECONDS",
+        help="report a new attempt as Running once its Job is this old (default 2); an "
+        "attempt that ends sooner is reported once, with its outcome, saving a status "
+        "write; 0 reports at once; env WORKUNITS_RUNNING_DELAY",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_cmd_run)

@@ -166,6 +166,29 @@ def reconcile(
     return _Reconciler(unit, attempts, dependencies, now, rand).run()
 
 
+def running_report_due(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    job_created: datetime | None,
+    now: datetime,
+    delay: timedelta,
+) -> datetime | None:
+    """When a change to Running may be written; None: now.
+
+    A new attempt is reported as Running once its Job is ``delay`` old. An attempt that
+    ends sooner (most short tasks) is then reported once, with its outcome, and saves
+    the API server a status write. Holding back loses nothing: the Job's name is
+    derived from the unit and the attempt, so the next reconcile finds it (even after a
+    restart) and counts the attempt from it.
+    """
+    if delay <= timedelta(0) or job_created is None:
+        return None
+    if new.get("phase") != Phase.RUNNING.value or old.get("phase") == Phase.RUNNING.value:
+        return None
+    due = job_created + delay
+    return due if now < due else None
+
+
 class _Reconciler:
     def __init__(
         self,
@@ -244,8 +267,18 @@ class _Reconciler:
         if self.jobs:
             newest = max(self.jobs)
             if newest > self.status.attempts:
+                seen = self.jobs[newest]
                 self.status.attempts = newest
-                self.status.job_name = self.jobs[newest].job_name
+                self.status.job_name = seen.job_name
+                if not self.status.start_time:
+                    first = self.jobs[min(self.jobs)]
+                    began = first.start_time or first.created
+                    self.status.start_time = format_time(began) if began else self.stamp
+                self.event(
+                    "Normal",
+                    "AttemptStarted",
+                    f"attempt {newest} started as Job {seen.job_name}",
+                )
 
     def refresh_history(self) -> None:
         """Bring the history in line with the Jobs; a running attempt whose Job vanished

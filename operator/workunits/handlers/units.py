@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,12 +21,14 @@ from workunits.core.observe import ObservedAttempt, PodFacts, observe_attempt, p
 from workunits.core.unit import (
     INVALID_SPEC,
     CreateJob,
+    Decision,
     DeleteJob,
     DeleteUnit,
     Dependency,
     Event,
     StoreResult,
     reconcile,
+    running_report_due,
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
 from workunits.handlers.state import context
@@ -122,15 +124,35 @@ def _namespace_filter(patterns: list[str]) -> Callable[[str], bool]:
 
 
 def _job_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
-    _queue_owner(ctx, key[0], new or old)
+    # The Job controller updates a Job a few times per attempt; only its ending, its
+    # deletion or its removal can change a decision (timers cover the rest).
+    if _job_signature(new) != _job_signature(old):
+        _queue_owner(ctx, key[0], new or old)
+
+
+def _job_signature(job: Mapping[str, Any] | None) -> Any:
+    if job is None:
+        return None
+    return (job["status"].get("conditions"), job["metadata"].get("deletionTimestamp"))
 
 
 def _pod_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
+    # Pods are written six times or so per attempt (scheduled, running, ...). Decisions
+    # read a pod when it ends or is disrupted; why one is not starting is read when the
+    # start timeout's timer fires.
     pod: PodFacts = new or old
-    if ctx.jobs is not None and pod.job_name:
-        job = ctx.jobs.get((key[0], pod.job_name))
-        if job is not None:  # else the Job's own event queues the unit
-            _queue_owner(ctx, key[0], job)
+    if _pod_signature(new) == _pod_signature(old) or ctx.jobs is None or not pod.job_name:
+        return
+    job = ctx.jobs.get((key[0], pod.job_name))
+    if job is not None:  # else the Job's own event queues the unit
+        _queue_owner(ctx, key[0], job)
+
+
+def _pod_signature(pod: PodFacts | None) -> Any:
+    if pod is None or pod.phase not in ("Succeeded", "Failed"):
+        disrupted = pod is not None and "DisruptionTarget" in pod.conditions
+        return ("Running", disrupted)
+    return (pod.phase, pod.exit_code, pod.reason, pod.message, "DisruptionTarget" in pod.conditions)
 
 
 def _queue_owner(ctx: Context, namespace: str, job: Mapping[str, Any]) -> None:
@@ -295,6 +317,14 @@ async def reconcile_unit(key: ObjectKey) -> None:
             logger.info("deleted the unit (%s)", action.why)
             return
 
+    delay = timedelta(seconds=ctx.settings.running_delay)
+    job_created = _job_created(decision, attempts, now)
+    due = running_report_due(old_status, new_status, job_created, now, delay)
+    if due is not None:
+        decision.wake(due)  # the status and its Events are written then
+        wake(ctx.units, key, decision.wake_at, unit.spec.priority)
+        return
+
     events = [a for a in decision.actions if isinstance(a, Event)]
     stored = await write_status(ctx, PLURAL, key, old_status, new_status, events, logger)
     if stored is not None:
@@ -302,6 +332,16 @@ async def reconcile_unit(key: ObjectKey) -> None:
         if new_status.get("phase") != old_status.get("phase"):
             _queue_dependents(ctx, key)
     wake(ctx.units, key, decision.wake_at, unit.spec.priority)
+
+
+def _job_created(
+    decision: Decision, attempts: list[ObservedAttempt], now: datetime
+) -> datetime | None:
+    """When the Job of the attempt the decision reports was created."""
+    if any(isinstance(a, CreateJob) for a in decision.actions):
+        return now
+    number = decision.status.attempts
+    return next((a.created for a in attempts if a.attempt == number), None)
 
 
 def _retry_later(ctx: Context, key: ObjectKey, seconds: float) -> None:
