@@ -46,12 +46,12 @@ _PHASES = {p.value for p in Phase}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def workjobs_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
+async def workjobs_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
     return {(namespace, name): pack(body)}
 
 
 @kopf.index(GROUP, VERSION, "workunits", labels=CHILD_SELECTOR)
-def children_index(labels: kopf.Labels, name: str, body: kopf.Body, **_: Any) -> Any:
+async def children_index(labels: kopf.Labels, name: str, body: kopf.Body, **_: Any) -> Any:
     """A WorkJob's units, each reduced to what the WorkJob's decisions read."""
     try:
         child = _child(labels, name, body)
