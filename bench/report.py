@@ -91,6 +91,10 @@ def _spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def _pair(figures: dict[str, Any], key: str) -> str:
+    return f"{_fmt(figures.get(key), ' s')} / {_fmt(figures.get('jobs_' + key), ' s')}"
+
+
 def _fmt(spread: dict[str, float] | None, unit: str = "") -> str:
     if not spread:
         return "not measured"
@@ -194,7 +198,13 @@ def markdown(results: dict[str, Any]) -> str:
         )
         row("", "p99", _fmt(lat.get("p99_seconds"), " s"), "< 1 s")
         row("", "max", _fmt(lat.get("max_seconds"), " s"))
-        row("", "rate achieved", _fmt(lat.get("achieved_rate"), "/s"))
+        row(
+            "",
+            f"for comparison, bare Jobs at {rate}/s, create to pod: p50",
+            _fmt(lat.get("jobs_p50_seconds"), " s"),
+        )
+        row("", "p99", _fmt(lat.get("jobs_p99_seconds"), " s"))
+        row("", "creates sent late, p99 (units / Jobs)", _pair(lat, "send_late_p99_seconds"))
     if "recovery" in s:
         r = s["recovery"]
         title = f"5. Recovery ({runs['recovery']} runs)"

@@ -50,7 +50,8 @@ def test_fanout_runs_a_workjob_to_the_end(env: scenarios.Env) -> None:
 def test_latency_sees_a_job_for_every_unit(env: scenarios.Env) -> None:
     figures = scenarios.latency(env, rate=5, seconds=2, timeout=120)
 
-    assert figures["n"] == 10 and figures["with_job"] == 10
+    assert figures["n"] == 10 and figures["with_child"] == 10
+    assert figures["jobs_with_child"] == 10  # the bare Jobs' side: a pod for each
     assert 0 < figures["p50_seconds"] <= figures["p99_seconds"] <= figures["max_seconds"]
 
 
