@@ -306,6 +306,32 @@ class StateCollector(Collector):
                 wakeups.add_metric([name], queue.scheduled)
         yield depth
         yield wakeups
+        yield from _watch_families([getattr(ctx, "jobs", None), getattr(ctx, "pods", None)])
+
+
+def _watch_families(informers: Iterable[Any]) -> Iterator[Metric]:
+    """The operator's own watches of Jobs and pods."""
+    events = CounterMetricFamily(
+        "workunits_watch_events",
+        "Watch events received on the operator's own watches, by resource.",
+        labels=["resource"],
+    )
+    relists = CounterMetricFamily(
+        "workunits_watch_relists",
+        "Times a watch started over from a fresh list (expired or broken), by resource.",
+        labels=["resource"],
+    )
+    cached = GaugeMetricFamily(
+        "workunits_watch_objects", "Objects held by each watch's cache.", labels=["resource"]
+    )
+    for informer in informers:
+        if informer is not None:
+            events.add_metric([informer.resource], informer.events)
+            relists.add_metric([informer.resource], informer.relists)
+            cached.add_metric([informer.resource], len(informer.store))
+    yield events
+    yield relists
+    yield cached
 
 
 def _api_families(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from workunits.kube.informer import Informer
 from workunits.metrics import FAILURE_REASONS, Metrics, failure_reason
 
 CREATED = "2024-05-01T10:00:00Z"
@@ -120,6 +121,8 @@ class FakeContext:
     indices: dict[str, Any]
     units: FakeQueue | None = None
     workjobs: FakeQueue | None = None
+    jobs: Informer | None = None
+    pods: Informer | None = None
 
 
 def index(*phases: str | None) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -152,6 +155,17 @@ def test_state_comes_from_the_caches_at_scrape_time() -> None:
     assert value(m, "workunits_jobs_created_total") == 4
     assert value(m, "workunits_queue_depth", queue="workunits") == 3
     assert value(m, "workunits_queue_scheduled", queue="workunits") == 7
+
+    assert value(m, "workunits_watch_events_total", resource="jobs") == 0  # not started
+
+    jobs = Informer("jobs", [lambda **_: None], "x", lambda body: body, lambda *_: None)
+    jobs._replace(0, {("ns", "j1"): {"a": 1}})
+    jobs._replace(0, {("ns", "j1"): {"a": 1}, ("ns", "j2"): {"a": 2}})
+    jobs._apply(0, ("ns", "j3"), {"a": 3})
+    ctx.jobs = jobs
+    assert value(m, "workunits_watch_events_total", resource="jobs") == 1
+    assert value(m, "workunits_watch_relists_total", resource="jobs") == 1
+    assert value(m, "workunits_watch_objects", resource="jobs") == 3
 
     ctx.indices["workunits_index"] = index("Failed")  # the next scrape sees the change
     assert value(m, "workunits_workunits", phase="Failed") == 1

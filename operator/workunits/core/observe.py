@@ -16,7 +16,7 @@ from workunits.core.names import LABEL_ATTEMPT
 from workunits.core.timefmt import parse_time
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodFacts:
     """The few facts of one pod the decisions need (kept small: many are cached)."""
 

@@ -152,6 +152,13 @@ class Context:
             return None
         return body
 
+    def caught_up(self, plural: str, key: ObjectKey, body: Mapping[str, Any]) -> None:
+        """The watch shows ``body``: a copy of our own write is stale once the watch is
+        as recent (else a unit written for the last time would keep one for good)."""
+        mine = self.written.get((plural, key))
+        if mine is not None and _version(mine) <= _version(body):
+            del self.written[(plural, key)]
+
     def remember(self, plural: str, key: ObjectKey, body: dict[str, Any]) -> None:
         self.written[(plural, key)] = slim(body)
 

@@ -181,6 +181,7 @@ async def workunit_event(
     assert ctx.units is not None
     meta = body.get("metadata", {})
     ctx.queue_parent(namespace, body)  # a WorkJob follows its units' status
+    ctx.caught_up(PLURAL, key, body)
     if type == "DELETED":
         ctx.units.forget(key)
         ctx.forget(PLURAL, key)

@@ -93,6 +93,7 @@ async def workjob_event(
     assert ctx.workjobs is not None
     key = (namespace, name)
     meta = body.get("metadata", {})
+    ctx.caught_up(PLURAL, key, body)
     if type == "DELETED":
         ctx.workjobs.forget(key)
         ctx.forget(PLURAL, key)
