@@ -182,6 +182,8 @@ class Informer:
                 entry = None if kind == "DELETED" else self.convert(obj)
                 self._post(self._apply, scope, key, entry)
         finally:
+            # A stream left unread must not go back to the pool: close it, then release.
+            response.close()
             response.release_conn()
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
