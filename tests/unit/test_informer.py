@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from workunits.handlers.units import job_entry
 from workunits.kube.informer import Informer, _lines
 
 
@@ -103,3 +104,37 @@ class Chunks:
 def test_lines_are_cut_where_the_newlines_are_not_where_the_chunks_end() -> None:
     response = Chunks(b'{"a":', b'1}\n{"b":2}\n\n{"c"', b":3}")
     assert list(_lines(response)) == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
+
+
+def job(conditions: list[dict[str, str]] | None = None, **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "hello-1-abc",
+            "namespace": "ns",
+            "labels": {"workunits.io/unit-uid": "u1", "workunits.io/attempt": "1"},
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "ownerReferences": [{"kind": "WorkUnit", "name": "hello", "uid": "u1"}],
+            "managedFields": [{"manager": "kube-controller-manager"}],
+        },
+        "spec": {"template": {"spec": {"containers": [{"name": "work"}]}}},
+        "status": {"conditions": conditions or [], **status},
+    }
+
+
+def test_a_job_is_kept_as_what_decisions_read() -> None:
+    entry = job_entry(job(startTime="2026-01-01T00:00:01Z", active=1))
+    body = entry.body()
+    assert body["metadata"]["labels"]["workunits.io/attempt"] == "1"
+    assert body["status"] == {"conditions": [], "startTime": "2026-01-01T00:00:01Z"}
+    assert "spec" not in body and "managedFields" not in body["metadata"]
+    assert (entry.unit_uid, entry.unit) == ("u1", "hello")
+
+
+def test_only_a_jobs_conditions_or_deletion_are_decisive() -> None:
+    running = job_entry(job(active=1))
+    assert job_entry(job(active=1, ready=1)).decisive == running.decisive
+    complete = [{"type": "Complete", "status": "True"}]
+    assert job_entry(job(complete, succeeded=1)).decisive != running.decisive
+    deleting = job(active=1)
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:01:00Z"
+    assert job_entry(deleting).decisive != running.decisive

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -63,24 +65,49 @@ async def dependents_index(namespace: str, name: str, spec: kopf.Spec, **_: Any)
 # ---- Jobs and pods: a light watch of our own (kube/informer.py) ----------------------
 
 
-def slim_job(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Only what decisions read of a Job: the cache stays small at large fan-outs, and
-    a status update that changes none of it wakes nothing."""
+@dataclass(frozen=True, slots=True)
+class JobEntry:
+    """A Job as the cache keeps it: what decisions read of it as compact JSON (a tenth
+    of the decoded size, which counts at tens of thousands of Jobs), and the few
+    fields the watch's callbacks look at."""
+
+    unit_uid: str | None
+    unit: str | None  # the owning WorkUnit's name
+    decisive: Any  # its conditions and deletion: a change here can alter a decision
+    text: bytes
+
+    def body(self) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self.text)
+        return decoded
+
+
+def job_entry(body: Mapping[str, Any]) -> JobEntry:
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "namespace": meta.get("namespace"),
-            "labels": meta.get("labels"),
-            "creationTimestamp": meta.get("creationTimestamp"),
-            "deletionTimestamp": meta.get("deletionTimestamp"),
-            "ownerReferences": meta.get("ownerReferences"),
-        },
+    slim = {
+        "metadata": {k: meta.get(k) for k in _JOB_METADATA},
         "status": {k: status[k] for k in _JOB_STATUS if k in status},
     }
+    owner = next(
+        (o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "WorkUnit"),
+        None,
+    )
+    return JobEntry(
+        unit_uid=(meta.get("labels") or {}).get(names.LABEL_UNIT_UID),
+        unit=owner,
+        decisive=json.dumps([status.get("conditions"), meta.get("deletionTimestamp")]),
+        text=json.dumps(slim, separators=(",", ":")).encode(),
+    )
 
 
+_JOB_METADATA = (
+    "name",
+    "namespace",
+    "labels",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "ownerReferences",
+)
 _JOB_STATUS = ("conditions", "startTime", "completionTime")
 
 
@@ -103,9 +130,9 @@ def start_watches(ctx: Context) -> None:
         "jobs",
         job_listers,
         selector,
-        slim_job,
+        job_entry,
         partial(_job_changed, ctx),
-        group=lambda _, job: job["metadata"]["labels"].get(names.LABEL_UNIT_UID),
+        group=lambda _, job: job.unit_uid,
         accept=accept,
     )
     ctx.pods = Informer(
@@ -125,17 +152,13 @@ def _namespace_filter(patterns: list[str]) -> Callable[[str], bool]:
     return lambda namespace: any(match_namespace(namespace, p) for p in patterns)
 
 
-def _job_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
+def _job_changed(
+    ctx: Context, kind: str, key: ObjectKey, new: JobEntry | None, old: JobEntry | None
+) -> None:
     # The Job controller updates a Job a few times per attempt; only its ending, its
     # deletion or its removal can change a decision (timers cover the rest).
-    if _job_signature(new) != _job_signature(old):
+    if new is None or old is None or new.decisive != old.decisive:
         _queue_owner(ctx, key[0], new or old)
-
-
-def _job_signature(job: Mapping[str, Any] | None) -> Any:
-    if job is None:
-        return None
-    return (job["status"].get("conditions"), job["metadata"].get("deletionTimestamp"))
 
 
 def _pod_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
@@ -157,10 +180,9 @@ def _pod_signature(pod: PodFacts | None) -> Any:
     return (pod.phase, pod.exit_code, pod.reason, pod.message, "DisruptionTarget" in pod.conditions)
 
 
-def _queue_owner(ctx: Context, namespace: str, job: Mapping[str, Any]) -> None:
-    for owner in job["metadata"].get("ownerReferences") or []:
-        if owner.get("kind") == "WorkUnit" and ctx.units is not None:
-            ctx.units.add((namespace, owner.get("name")))
+def _queue_owner(ctx: Context, namespace: str, job: JobEntry | None) -> None:
+    if job is not None and job.unit is not None and ctx.units is not None:
+        ctx.units.add((namespace, job.unit))
 
 
 # ---- events: each one only queues the unit it concerns ------------------------------
@@ -238,7 +260,7 @@ class _Dependencies(Mapping[str, Dependency]):
 def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
     assert ctx.jobs is not None and ctx.pods is not None
     jobs: dict[str, dict[str, Any]] = {
-        key[1]: body for key, body in ctx.jobs.group(unit.metadata.uid).items()
+        key[1]: entry.body() for key, entry in ctx.jobs.group(unit.metadata.uid).items()
     }
     pending = ctx.created_jobs.get(unit.metadata.uid, {})
     for name in list(pending):
