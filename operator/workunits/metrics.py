@@ -278,12 +278,18 @@ class StateCollector(Collector):
             return
         indices = getattr(ctx, "indices", {}) or {}
 
-        for plural, help_text in (
-            ("workunits", "WorkUnits the operator sees, by phase."),
-            ("workjobs", "WorkJobs the operator sees, by phase."),
+        unit_cache = getattr(ctx, "unit_cache", None)
+        units = [e.packed for e in list(unit_cache.store.values())] if unit_cache else []
+        for plural, help_text, bodies in (
+            ("workunits", "WorkUnits the operator sees, by phase.", units),
+            (
+                "workjobs",
+                "WorkJobs the operator sees, by phase.",
+                _bodies(indices.get("workjobs_index")),
+            ),
         ):
             family = GaugeMetricFamily(f"workunits_{plural}", help_text, labels=["phase"])
-            for phase, count in _by_phase(_bodies(indices.get(f"{plural}_index"))).items():
+            for phase, count in _by_phase(bodies).items():
                 family.add_metric([phase], count)
             yield family
 
@@ -306,11 +312,13 @@ class StateCollector(Collector):
                 wakeups.add_metric([name], queue.scheduled)
         yield depth
         yield wakeups
-        yield from _watch_families([getattr(ctx, "jobs", None), getattr(ctx, "pods", None)])
+        yield from _watch_families(
+            [unit_cache, getattr(ctx, "jobs", None), getattr(ctx, "pods", None)]
+        )
 
 
 def _watch_families(informers: Iterable[Any]) -> Iterator[Metric]:
-    """The operator's own watches of Jobs and pods."""
+    """The operator's own watches of WorkUnits, Jobs and pods."""
     events = CounterMetricFamily(
         "workunits_watch_events",
         "Watch events received on the operator's own watches, by resource.",

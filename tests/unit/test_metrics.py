@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from workunits.handlers.units import unit_entry
 from workunits.kube.informer import Informer
 from workunits.metrics import FAILURE_REASONS, Metrics, failure_reason
 
@@ -121,6 +122,7 @@ class FakeContext:
     indices: dict[str, Any]
     units: FakeQueue | None = None
     workjobs: FakeQueue | None = None
+    unit_cache: Informer | None = None
     jobs: Informer | None = None
     pods: Informer | None = None
 
@@ -130,16 +132,30 @@ def index(*phases: str | None) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return {("ns", f"u{i}"): [{"status": {"phase": p} if p else {}}] for i, p in enumerate(phases)}
 
 
+def unit_cache(*phases: str | None) -> Informer:
+    """The operator's WorkUnit cache, filled as its watch would fill it."""
+    cache = Informer("workunits", [lambda **_: None], "", unit_entry, lambda *_: None)
+    cache._replace(
+        0,
+        {
+            ("ns", f"u{i}"): unit_entry(
+                {"metadata": {"name": f"u{i}", "namespace": "ns", "resourceVersion": str(i)}}
+                | ({"status": {"phase": p}} if p else {})
+            )
+            for i, p in enumerate(phases)
+        },
+    )
+    return cache
+
+
 def test_state_comes_from_the_caches_at_scrape_time() -> None:
     kube = FakeKube()
     kube.writes.update({("create", "jobs"): 5, ("patch", "workunits/status"): 9})
     kube.errors.update({("create", "jobs"): 1})
     ctx = FakeContext(
         kube=kube,
-        indices={
-            "workunits_index": index("Running", "Succeeded", "Succeeded", None),
-            "workjobs_index": index("Running"),
-        },
+        indices={"workjobs_index": index("Running")},
+        unit_cache=unit_cache("Running", "Succeeded", "Succeeded", None),
         units=FakeQueue(3, 7),
         workjobs=FakeQueue(0, 1),
     )
@@ -167,7 +183,7 @@ def test_state_comes_from_the_caches_at_scrape_time() -> None:
     assert value(m, "workunits_watch_relists_total", resource="jobs") == 1
     assert value(m, "workunits_watch_objects", resource="jobs") == 3
 
-    ctx.indices["workunits_index"] = index("Failed")  # the next scrape sees the change
+    ctx.unit_cache = unit_cache("Failed")  # the next scrape sees the change
     assert value(m, "workunits_workunits", phase="Failed") == 1
     assert value(m, "workunits_workunits", phase="Succeeded") == 0
 

@@ -98,7 +98,7 @@ INVALID_INPUT = "InvalidInput"
 FAILURE_BUDGET = "FailureBudgetExceeded"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChildUnit:
     """A WorkUnit the WorkJob owns, as the caller read it.
 

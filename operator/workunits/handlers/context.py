@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from workunits import API_VERSION
 from workunits.handlers.queue import WorkQueue
 from workunits.kube.client import Kube
 from workunits.kube.informer import Informer
@@ -70,12 +69,12 @@ def pack(body: Mapping[str, Any]) -> Packed:
     slimmed = slim(body)
     return Packed(
         phase=(slimmed.get("status") or {}).get("phase"),
-        version=_version(slimmed),
+        version=version_of(slimmed),
         text=json.dumps(slimmed, separators=(",", ":")).encode(),
     )
 
 
-def _version(body: Mapping[str, Any] | None) -> int:
+def version_of(body: Mapping[str, Any] | None) -> int:
     try:
         return int((body or {}).get("metadata", {}).get("resourceVersion", "0"))
     except ValueError:
@@ -89,9 +88,12 @@ class Context:
     units: WorkQueue | None = None
     workjobs: WorkQueue | None = None
     indices: dict[str, Any] = field(default_factory=dict)
-    # The Jobs and pods of units, from the operator's own watches.
+    # WorkUnits, and the Jobs and pods of units, from the operator's own watches.
+    unit_cache: Informer | None = None
     jobs: Informer | None = None
     pods: Informer | None = None
+    # (namespace, name) -> the units whose dependsOn names it.
+    dependents: dict[ObjectKey, set[str]] = field(default_factory=dict)
     # Objects as our own writes returned them, newer than the watch may have shown yet.
     written: dict[tuple[str, ObjectKey], dict[str, Any]] = field(default_factory=dict)
     # Jobs we created that the Job watch has not shown yet: unit uid -> {name: body}.
@@ -102,16 +104,9 @@ class Context:
     # (plural, key) -> (uid, generation, deleting) last queued for: spec changes only.
     seen: dict[tuple[str, ObjectKey], tuple[Any, Any, bool]] = field(default_factory=dict)
 
-    def queue_parent(self, namespace: str, body: Mapping[str, Any]) -> None:
-        """Queue the WorkJob that owns a unit, if one does."""
-        if self.workjobs is None:
-            return
-        for owner in (body.get("metadata") or {}).get("ownerReferences") or []:
-            if owner.get("kind") == "WorkJob" and owner.get("apiVersion") == API_VERSION:
-                self.workjobs.add((namespace, owner.get("name")))
-
     async def watches_synced(self) -> None:
-        for informer in (self.jobs, self.pods):
+        """Wait until the operator's own watches have listed what exists."""
+        for informer in (self.unit_cache, self.jobs, self.pods):
             if informer is not None and not informer.synced.is_set():
                 await informer.synced.wait()
 
@@ -120,20 +115,28 @@ class Context:
         if not self.indices:
             self.indices = {k: v for k, v in kwargs.items() if k.endswith("_index")}
 
-    def latest(self, plural: str, key: ObjectKey) -> dict[str, Any] | None:
-        """The newest body of an object: the watch's, or our last write's if newer."""
+    def cached(self, plural: str, key: ObjectKey) -> Packed | None:
+        """An object as the watches last showed it."""
+        if plural == "workunits" and self.unit_cache is not None:
+            entry = self.unit_cache.get(key)
+            return entry.packed if entry is not None else None
         index = self.indices.get(f"{plural}_index")
         found: Packed | None = None
         if index is not None and key in index:
             for packed in index[key]:
                 found = packed
+        return found
+
+    def latest(self, plural: str, key: ObjectKey) -> dict[str, Any] | None:
+        """The newest body of an object: the watch's, or our last write's if newer."""
+        found = self.cached(plural, key)
         mine = self.written.get((plural, key))
         if mine is not None:
-            if found is None or _version(mine) > found.version:
-                if found is None and key not in (index or {}):
-                    # Deleted since we wrote it: the watch is the truth.
-                    self.written.pop((plural, key), None)
-                    return None
+            if found is None:
+                # Deleted since we wrote it: the watch is the truth.
+                self.written.pop((plural, key), None)
+                return None
+            if version_of(mine) > found.version:
                 return mine
             self.written.pop((plural, key), None)
         return found.body() if found is not None else None
@@ -152,11 +155,11 @@ class Context:
             return None
         return body
 
-    def caught_up(self, plural: str, key: ObjectKey, body: Mapping[str, Any]) -> None:
-        """The watch shows ``body``: a copy of our own write is stale once the watch is
-        as recent (else a unit written for the last time would keep one for good)."""
+    def caught_up(self, plural: str, key: ObjectKey, version: int) -> None:
+        """The watch shows ``version``: a copy of our own write is stale once the watch
+        is as recent (else a unit written for the last time would keep one for good)."""
         mine = self.written.get((plural, key))
-        if mine is not None and _version(mine) <= _version(body):
+        if mine is not None and version_of(mine) <= version:
             del self.written[(plural, key)]
 
     def remember(self, plural: str, key: ObjectKey, body: dict[str, Any]) -> None:

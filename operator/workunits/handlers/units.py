@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import kopf
 from kopf._cogs.structs.references import match_namespace
 from pydantic import ValidationError
 
-from workunits import GROUP, VERSION
+from workunits import API_VERSION, GROUP, VERSION
 from workunits.api.workunit import Phase, WorkUnit
 from workunits.core import names
 from workunits.core.observe import ObservedAttempt, PodFacts, observe_attempt, pod_facts
@@ -32,8 +31,10 @@ from workunits.core.unit import (
     reconcile,
     running_report_due,
 )
-from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
+from workunits.core.workjob import ChildUnit
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger, Packed, pack
 from workunits.handlers.state import context
+from workunits.handlers.workjobs import child_unit
 from workunits.handlers.writes import failed_status, refuse, wake, write_status
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
@@ -46,20 +47,94 @@ log = logging.getLogger(__name__)
 PLURAL = "workunits"
 
 
-# ---- indices: kopf fills them from its watches before any other handler runs --------
-# Index handlers are coroutines: kopf runs a plain function in a thread pool, which
-# costs a thread hop on every watch event.
+# ---- WorkUnits, Jobs and pods: light watches of our own (kube/informer.py) ----------
+# Each attempt makes about thirteen watch events (three of its unit, four of its Job,
+# six of its pod). kopf's per-event machinery cost the operator most of its CPU and
+# kept a memory of every object; these watches keep only what decisions read.
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-async def workunits_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> Any:
-    return {(namespace, name): pack(body)}
+@dataclass(frozen=True, slots=True)
+class UnitEntry:
+    """A WorkUnit as the cache keeps it: the object packed, and what the watch's
+    callbacks and the WorkJobs read of it at hand."""
+
+    packed: Packed
+    seen: tuple[Any, Any, bool]  # uid, generation, being deleted: what drives a reconcile
+    depends_on: tuple[str, ...]
+    priority: int
+    workjob: str | None  # the owning WorkJob's name
+    child: ChildUnit | None  # the unit as its WorkJob reads it, for a WorkJob's unit
+    workjob_uid: str | None
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-async def dependents_index(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> Any:
+def unit_entry(body: Mapping[str, Any]) -> UnitEntry:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    labels = meta.get("labels") or {}
     deps = spec.get("dependsOn") or []
-    return {(namespace, dep): name for dep in deps if isinstance(dep, str)}
+    priority = spec.get("priority", 0)
+    workjob = next(
+        (
+            o.get("name")
+            for o in meta.get("ownerReferences") or []
+            if o.get("kind") == "WorkJob" and o.get("apiVersion") == API_VERSION
+        ),
+        None,
+    )
+    child = None
+    workjob_uid = labels.get(names.LABEL_WORKJOB_UID)
+    if workjob_uid:
+        try:
+            child = child_unit(labels, meta.get("name", ""), body)
+        except (KeyError, ValueError):  # not one of ours after all: a label set by hand
+            workjob_uid = None
+    return UnitEntry(
+        packed=pack(body),
+        seen=(meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp"))),
+        depends_on=tuple(d for d in deps if isinstance(d, str)) if isinstance(deps, list) else (),
+        priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
+        workjob=workjob,
+        child=child,
+        workjob_uid=workjob_uid,
+    )
+
+
+def _unit_changed(
+    ctx: Context, kind: str, key: ObjectKey, new: UnitEntry | None, old: UnitEntry | None
+) -> None:
+    assert ctx.units is not None
+    entry = new or old
+    assert entry is not None
+    if entry.workjob is not None and ctx.workjobs is not None:
+        ctx.workjobs.add((key[0], entry.workjob))  # a WorkJob follows its units' status
+    _index_dependencies(ctx, key, old.depends_on if old else (), new.depends_on if new else ())
+    if new is None:
+        ctx.units.forget(key)
+        ctx.forget(PLURAL, key)
+        ctx.created_jobs.pop(entry.seen[0] or "", None)
+        _queue_dependents(ctx, key)
+        return
+    ctx.caught_up(PLURAL, key, new.packed.version)
+    # Only a new object or a new spec (generation) drives a reconcile; status written by
+    # us or by anyone else, labels and annotations do not (Jobs and timers do the rest).
+    if old is None or old.seen != new.seen:
+        ctx.units.add(key, new.priority)
+
+
+def _index_dependencies(
+    ctx: Context, key: ObjectKey, before: tuple[str, ...], after: tuple[str, ...]
+) -> None:
+    """Keep ``ctx.dependents``: (namespace, name) -> the units that depend on it."""
+    if before == after:
+        return
+    for dep in set(before) - set(after):
+        names_ = ctx.dependents.get((key[0], dep))
+        if names_ is not None:
+            names_.discard(key[1])
+            if not names_:
+                del ctx.dependents[(key[0], dep)]
+    for dep in set(after) - set(before):
+        ctx.dependents.setdefault((key[0], dep), set()).add(key[1])
 
 
 # ---- Jobs and pods: a light watch of our own (kube/informer.py) ----------------------
@@ -112,19 +187,35 @@ _JOB_STATUS = ("conditions", "startTime", "completionTime")
 
 
 def start_watches(ctx: Context) -> None:
-    """Follow the Jobs and pods of units (by label) in the namespaces the operator serves."""
+    """Follow the WorkUnits, and the Jobs and pods of units (by label), in the namespaces
+    the operator serves."""
     namespaces = ctx.settings.namespaces
-    batch, core = ctx.kube.batch, ctx.kube.core
+    batch, core, custom = ctx.kube.batch, ctx.kube.core, ctx.kube.custom
+    unit_listers: list[Lister]
     job_listers: list[Lister]
     pod_listers: list[Lister]
     if exact_namespaces(namespaces):
+        unit_listers = [
+            partial(custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL)
+            for ns in namespaces
+        ]
         job_listers = [partial(batch.list_namespaced_job, ns) for ns in namespaces]
         pod_listers = [partial(core.list_namespaced_pod, ns) for ns in namespaces]
         accept = None
     else:
+        unit_listers = [partial(custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)]
         job_listers = [batch.list_job_for_all_namespaces]
         pod_listers = [core.list_pod_for_all_namespaces]
         accept = _namespace_filter(namespaces) if namespaces else None
+    ctx.unit_cache = Informer(
+        PLURAL,
+        unit_listers,
+        "",
+        unit_entry,
+        partial(_unit_changed, ctx),
+        group=lambda _, unit: unit.workjob_uid,
+        accept=accept,
+    )
     selector = names.LABEL_UNIT_UID
     ctx.jobs = Informer(
         "jobs",
@@ -144,6 +235,7 @@ def start_watches(ctx: Context) -> None:
         group=lambda key, pod: (key[0], pod.job_name) if pod.job_name else None,
         accept=accept,
     )
+    ctx.unit_cache.start()
     ctx.jobs.start()
     ctx.pods.start()
 
@@ -185,46 +277,10 @@ def _queue_owner(ctx: Context, namespace: str, job: JobEntry | None) -> None:
         ctx.units.add((namespace, job.unit))
 
 
-# ---- events: each one only queues the unit it concerns ------------------------------
-
-
-def _priority(body: Mapping[str, Any]) -> int:
-    value = (body.get("spec") or {}).get("priority", 0)
-    return value if isinstance(value, int) else 0
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def workunit_event(
-    type: str, namespace: str, name: str, body: kopf.Body, **kwargs: Any
-) -> None:
-    ctx = context()
-    ctx.bind(kwargs)
-    key = (namespace, name)
-    assert ctx.units is not None
-    meta = body.get("metadata", {})
-    ctx.queue_parent(namespace, body)  # a WorkJob follows its units' status
-    ctx.caught_up(PLURAL, key, body)
-    if type == "DELETED":
-        ctx.units.forget(key)
-        ctx.forget(PLURAL, key)
-        ctx.seen.pop((PLURAL, key), None)
-        ctx.created_jobs.pop(meta.get("uid", ""), None)
-        _queue_dependents(ctx, key)
-        return
-    # Only a new object or a new spec (generation) drives a reconcile; status written by
-    # us or by anyone else, labels and annotations do not (Jobs and timers do the rest).
-    seen = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
-    if ctx.seen.get((PLURAL, key)) == seen:
-        return
-    ctx.seen[(PLURAL, key)] = seen
-    ctx.units.add(key, _priority(body))
-
-
 def _queue_dependents(ctx: Context, key: ObjectKey) -> None:
-    index = ctx.indices.get("dependents_index")
-    if index is None or ctx.units is None or key not in index:
+    if ctx.units is None:
         return
-    for dependent in index[key]:
+    for dependent in ctx.dependents.get(key, ()):
         ctx.units.add((key[0], dependent))
 
 

@@ -32,7 +32,7 @@ from workunits.core.workjob import (
     inputs_needed,
     reconcile,
 )
-from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack
+from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack, version_of
 from workunits.handlers.state import context
 from workunits.handlers.writes import failed_status, refuse, wake, write_status
 from workunits.kube.errors import ApiError, PermanentError
@@ -41,7 +41,6 @@ from workunits.kube.jobs import owner_reference
 log = logging.getLogger(__name__)
 PLURAL = "workjobs"
 CREATE_CONCURRENCY = 16
-CHILD_SELECTOR = {names.LABEL_WORKJOB_UID: kopf.PRESENT}
 _PHASES = {p.value for p in Phase}
 
 
@@ -50,17 +49,9 @@ async def workjobs_index(namespace: str, name: str, body: kopf.Body, **_: Any) -
     return {(namespace, name): pack(body)}
 
 
-@kopf.index(GROUP, VERSION, "workunits", labels=CHILD_SELECTOR)
-async def children_index(labels: kopf.Labels, name: str, body: kopf.Body, **_: Any) -> Any:
-    """A WorkJob's units, each reduced to what the WorkJob's decisions read."""
-    try:
-        child = _child(labels, name, body)
-    except (KeyError, ValueError):
-        return None  # not one of ours after all: a label set by hand
-    return {labels[names.LABEL_WORKJOB_UID]: child}
-
-
-def _child(labels: Mapping[str, str], name: str, body: Mapping[str, Any]) -> ChildUnit:
+def child_unit(labels: Mapping[str, str], name: str, body: Mapping[str, Any]) -> ChildUnit:
+    """A WorkJob's unit, reduced to what the WorkJob's decisions read (the unit cache
+    keeps one for each unit labelled with a WorkJob's uid)."""
     status = body.get("status") or {}
     phase = status.get("phase")
     result = status.get("result")
@@ -93,7 +84,7 @@ async def workjob_event(
     assert ctx.workjobs is not None
     key = (namespace, name)
     meta = body.get("metadata", {})
-    ctx.caught_up(PLURAL, key, body)
+    ctx.caught_up(PLURAL, key, version_of(body))
     if type == "DELETED":
         ctx.workjobs.forget(key)
         ctx.forget(PLURAL, key)
@@ -107,10 +98,8 @@ async def workjob_event(
 
 
 async def _children(ctx: Context, workjob: WorkJob) -> list[ChildUnit]:
-    index = ctx.indices.get("children_index")
-    found: list[ChildUnit] = []
-    if index is not None and workjob.metadata.uid in index:
-        found = list(index[workjob.metadata.uid])
+    assert ctx.unit_cache is not None
+    found = [e.child for e in ctx.unit_cache.group(workjob.metadata.uid).values() if e.child]
     out = []
     for child in found:
         if child.result is _RESULT_IN_CONFIGMAP:
@@ -149,6 +138,7 @@ async def _config_map(ctx: Context, namespace: str, name: str) -> dict[str, str]
 
 async def reconcile_workjob(key: ObjectKey) -> None:
     ctx = context()
+    await ctx.watches_synced()  # decide only once every unit is known
     body = ctx.current(PLURAL, key, ctx.workjobs)
     if body is None:
         return
