@@ -191,10 +191,25 @@ restart() {
   # server take a while to exit, and a start before then finds their ports taken.
   wait_for 60 "the components to exit" bash -c "$(declare -f ours); bin='$bin'; \
     while read -r pid _; do ! ours \"\$pid\" || exit 1; done <<<'$before'"
+  local stopped
+  stopped=$(date -u +%Y-%m-%dT%H:%M:%S)
   "$kwokctl" start cluster --name "$name" >/dev/null 2>&1 || die "kwokctl start cluster failed"
   wait_for 120 "the API server" k --request-timeout=5s get --raw /readyz
+  # kwok moves pods only on the nodes whose Lease it holds. A restarted kwok finds
+  # the Leases of its predecessor held by another identity and would wait minutes for
+  # them to expire, with no pod starting or ending; removed, they are taken at once
+  # (or at kwok's next try, under a minute later, if it looked before the removal).
+  k delete leases -n kube-node-lease --all --wait=false >/dev/null
   wait_for 120 "$nodes Ready nodes" nodes_ready
+  wait_for 180 "kwok to take the $nodes node leases" leases_renewed_since "$stopped"
   log "cluster $name restarted"
+}
+
+leases_renewed_since() {
+  local renewed
+  renewed=$(k get leases -n kube-node-lease -o jsonpath='{range .items[*]}{.spec.renewTime}{"\n"}{end}' |
+    awk -v since="$1" 'substr($0, 1, 19) >= since' | grep -c .)
+  ((renewed >= nodes))
 }
 
 status() {
