@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
@@ -104,8 +105,13 @@ class Informer:
                 if self._versions.get(scope) is None:
                     self._versions[scope] = self._list(scope, lister)
                     delay = 0.5
+                began = time.monotonic()
                 self._watch(scope, lister)
-                delay = 0.5
+                if time.monotonic() - began > 1:
+                    delay = 0.5
+                else:  # a stream that ends as soon as it starts: do not spin on it
+                    self._stopping.wait(delay)
+                    delay = min(delay * 2, BACKOFF_MAX)
             except Gone:
                 self._versions[scope] = None
             except ApiException as exc:
