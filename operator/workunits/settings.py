@@ -10,6 +10,21 @@ def _env_list(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
+def namespace_patterns(namespaces: list[str]) -> list[str]:
+    """The namespaces to serve as kopf's patterns: names and globs are alternatives,
+    and a name or glob after ``!`` is left out of all of them. kopf reads a list as
+    alternatives and a comma inside one pattern as a sequence, so ``team-*`` and
+    ``!team-x`` become ``team-*,!team-x``; on their own, ``!team-x`` would match
+    every other namespace, ``team-x``'s neighbours outside ``team-*`` included."""
+    include = [n for n in namespaces if not n.startswith("!")]
+    exclude = [n for n in namespaces if n.startswith("!")]
+    if not exclude:
+        return include
+    if not include:
+        return [",".join(exclude)]  # kopf: a leading exclusion implies "*"
+    return [",".join([n, *exclude]) for n in include]
+
+
 def exact_namespaces(namespaces: list[str]) -> bool:
     """Whether the watched namespaces are all plain names (no glob, no negation)."""
     return bool(namespaces) and not any(set(n) & set("*?!,[]") for n in namespaces)

@@ -18,7 +18,7 @@ from workunits.handlers.queue import WorkQueue
 from workunits.handlers.state import context, install
 from workunits.kube.client import Kube, load_configuration
 from workunits.kube.lease import Elector, identity
-from workunits.settings import Settings, exact_namespaces
+from workunits.settings import Settings, exact_namespaces, namespace_patterns
 
 log = logging.getLogger(__name__)
 _settings = Settings()
@@ -119,7 +119,7 @@ async def _main(settings: Settings, liveness: str | None) -> None:
     async def operate() -> None:
         await kopf.operator(
             clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
+            namespaces=namespace_patterns(settings.namespaces),
             standalone=True,
             liveness_endpoint=liveness,
         )

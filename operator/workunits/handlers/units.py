@@ -41,7 +41,7 @@ from workunits.kube.errors import ApiError, PermanentError, TemporaryError
 from workunits.kube.informer import Informer, Lister
 from workunits.kube.jobs import build_job, owner_reference
 from workunits.metrics import METRICS
-from workunits.settings import exact_namespaces
+from workunits.settings import exact_namespaces, namespace_patterns
 
 log = logging.getLogger(__name__)
 PLURAL = "workunits"
@@ -240,7 +240,8 @@ def start_watches(ctx: Context) -> None:
     ctx.pods.start()
 
 
-def _namespace_filter(patterns: list[str]) -> Callable[[str], bool]:
+def _namespace_filter(namespaces: list[str]) -> Callable[[str], bool]:
+    patterns = namespace_patterns(namespaces)
     return lambda namespace: any(match_namespace(namespace, p) for p in patterns)
 
 
