@@ -53,3 +53,24 @@ class Settings:
     lease_duration: float = float(os.environ.get("WORKUNITS_LEASE_DURATION", "15"))
     # Seconds a new attempt goes unreported as Running (see core.unit.running_report_due).
     running_delay: float = float(os.environ.get("WORKUNITS_RUNNING_DELAY", "2"))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, each naming its flag and variable."""
+        found = []
+        for flag, env, value, least in (
+            ("--workers", "WORKUNITS_WORKERS", self.workers, 1),
+            ("--api-threads", "WORKUNITS_API_THREADS", self.api_threads, 1),
+            ("--running-delay", "WORKUNITS_RUNNING_DELAY", self.running_delay, 0),
+            ("--lease-duration", "WORKUNITS_LEASE_DURATION", self.lease_duration, 1),
+        ):
+            if value < least:
+                found.append(f"{flag} ({env}) must be at least {least}, not {value}")
+        for flag, env, port in (
+            ("--metrics-port", "WORKUNITS_METRICS_PORT", self.metrics_port),
+            ("--health-port", "WORKUNITS_HEALTH_PORT", self.health_port),
+        ):
+            if not 0 <= port <= 65535:
+                found.append(f"{flag} ({env}) must be a port from 0 (off) to 65535, not {port}")
+        if self.metrics_port and self.metrics_port == self.health_port:
+            found.append("--metrics-port and --health-port must differ")
+        return found

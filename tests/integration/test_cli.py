@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import socket
 import subprocess
 import sys
 import time
@@ -242,3 +243,20 @@ def test_logs_shows_the_pod_log(ns: str, tmp_path: Any) -> None:
     assert wait_for("the log through the CLI", read, timeout=30) == "".join(
         f"{line}\n" for line in lines
     )
+
+
+def test_a_metrics_port_that_is_taken_stops_the_operator_with_a_reason() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = ["run", "--namespace", "wu-it-none", "--metrics-port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-m", "workunits.cli.main", *command],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            cwd=ROOT,
+        )
+    assert result.returncode != 0
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stdout + result.stderr

@@ -30,6 +30,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "lease_namespace",
         "lease_duration",
         "running_delay",
+        "api_threads",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -40,6 +41,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.events = False
     if args.leader_elect:
         settings.leader_elect = True
+    problems = settings.problems()
+    if problems:
+        for problem in problems:
+            sys.stderr.write(f"error: {problem}\n")
+        return 2
     run(settings)
     return 0
 
@@ -260,6 +266,9 @@ def parser() -> argparse.ArgumentParser:
         "-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)"
     )
     run.add_argument("--workers", type=int, help="concurrent reconciles; env WORKUNITS_WORKERS")
+    run.add_argument(
+        "--api-threads", type=int, help="threads for API calls; env WORKUNITS_API_THREADS"
+    )
     run.add_argument(
         "--log-format", choices=["text", "json"], help="log format; env WORKUNITS_LOG_FORMAT"
     )

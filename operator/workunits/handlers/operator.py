@@ -74,7 +74,12 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     install(ctx)
     units.start_watches(ctx)
     if ours.metrics_port:
-        await metrics.serve(ours.bind_address, ours.metrics_port, context)
+        try:
+            await metrics.serve(ours.bind_address, ours.metrics_port, context)
+        except OSError as exc:  # taken, or not an address of this host: stop, do not retry
+            raise kopf.PermanentError(
+                f"cannot serve metrics on {ours.bind_address}:{ours.metrics_port}: {exc}"
+            ) from exc
     log.info(
         "workunits operator started: %d workers, namespaces: %s",
         ours.workers,

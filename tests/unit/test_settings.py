@@ -1,4 +1,5 @@
-"""Which namespaces the operator serves, from --namespace (names, globs, exclusions)."""
+"""The operator's settings: which namespaces it serves (names, globs, exclusions), and
+settings that cannot work, refused before it starts."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ def test_only_plain_names_are_exact() -> None:
     assert not exact_namespaces(["team-*"])
     assert not exact_namespaces(["a", "!b"])
     assert not exact_namespaces([])
+
+
+def test_settings_that_cannot_work_are_named() -> None:
+    from workunits.settings import Settings
+
+    settings = Settings(workers=0, running_delay=-1, metrics_port=99999, health_port=8080)
+    problems = settings.problems()
+    assert problems == [
+        "--workers (WORKUNITS_WORKERS) must be at least 1, not 0",
+        "--running-delay (WORKUNITS_RUNNING_DELAY) must be at least 0, not -1",
+        "--metrics-port (WORKUNITS_METRICS_PORT) must be a port from 0 (off) to 65535, not 99999",
+    ]
+    assert Settings(workers=1, metrics_port=0, health_port=0).problems() == []
+
+
+def test_the_operator_refuses_to_start_with_them(capsys: pytest.CaptureFixture[str]) -> None:
+    from workunits.cli.main import main
+
+    assert main(["run", "--workers", "-3", "--namespace", "x"]) == 2
+    assert "--workers (WORKUNITS_WORKERS) must be at least 1, not -3" in capsys.readouterr().err
