@@ -260,3 +260,19 @@ def test_a_metrics_port_that_is_taken_stops_the_operator_with_a_reason() -> None
         )
     assert result.returncode != 0
     assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stdout + result.stderr
+
+
+def test_output_cut_short_ends_the_command_quietly() -> None:
+    # `workunits get | head -1`: the reader goes away before the command writes.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workunits.cli.main", "get", "-A"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    with process.stderr:
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+    assert process.wait(timeout=60) == -13  # SIGPIPE, as other tools end
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -333,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from workunits.cli.cluster import CliError
 
+    # Output cut short (`| head`) ends the command quietly, as it does other tools.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         return int(args.func(args))
     except CliError as exc:
