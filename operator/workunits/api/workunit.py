@@ -92,7 +92,11 @@ class ExitCodes(Model):
 class RetryRule(Model):
     """Decides what a failed attempt leads to. A rule matches when all its criteria do."""
 
-    action: Action = Field(description="action: Retry, Fail (the unit at once) or Ignore.")
+    action: Action = Field(
+        description="action: Retry, Fail (the unit at once) or Ignore (another attempt that "
+        "does not spend maxAttempts: a failure that always comes back is retried until "
+        "deadlineSeconds, so set one)."
+    )
     on_exit_codes: ExitCodes | None = Field(
         default=None, description="onExitCodes: match the container's exit code."
     )
