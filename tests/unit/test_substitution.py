@@ -12,6 +12,13 @@ def test_shell_variables_are_left_for_the_container() -> None:
     assert spec["command"][2] == "echo ${HOME} a"
 
 
+def test_the_image_is_rendered_too() -> None:
+    spec = render_unit_spec(
+        {"image": "tools/${item.tool}:${item.tag}"}, {"tool": "a", "tag": 2}, 0, "t"
+    )
+    assert spec["image"] == "tools/a:2"
+
+
 def test_every_string_of_a_pod_template_is_rendered() -> None:
     template = {
         "metadata": {"annotations": {"result": '{"rows": ${item.rows}}'}},

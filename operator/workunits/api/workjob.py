@@ -140,8 +140,8 @@ class UnitTemplateMeta(Model):
 
 
 class UnitTemplate(Model):
-    """The WorkUnit each item becomes. ${item}, ${item.key} and ${index} are substituted
-    in args, env values, parameters and command."""
+    """The WorkUnit each item becomes. ${item}, ${item.key}, ${index} and ${task} are
+    substituted in image, command, args, env values, parameters and a full template."""
 
     metadata: UnitTemplateMeta | None = Field(default=None, description="metadata of units.")
     spec: WorkUnitSpec = Field(description="spec: the unit's spec.")

@@ -1,8 +1,8 @@
 """A task's unit template made into one unit's spec, for one item.
 
 ``${item}``, ``${item.key.sub}`` (a list element by its number: ``${item.files.0}``),
-``${index}`` and ``${task}`` are replaced in the command, the args, env values,
-parameter values, and every string of a full pod ``template`` (its annotations too);
+``${index}`` and ``${task}`` are replaced in the image, the command, the args, env
+values, parameter values, and every string of a full pod ``template`` (its annotations too);
 nothing else changes. Strings are put in as they are, anything else as its JSON text.
 ``$${...}`` stands for a literal ``${...}``. A placeholder of ours that names nothing
 (``${item.missing}``, ``${items}``) is an error, never left in place silently; other
@@ -94,6 +94,8 @@ def render_unit_spec(
             return None
         return [substitute(v, item, index, task) if isinstance(v, str) else v for v in values]
 
+    if isinstance(spec.get("image"), str):
+        spec["image"] = substitute(spec["image"], item, index, task)
     for key in ("command", "args"):
         if spec.get(key) is not None:
             spec[key] = each(spec[key])
