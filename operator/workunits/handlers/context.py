@@ -1,7 +1,9 @@
-"""What the handlers share: the API access, the queues, and views of kopf's indices.
+"""What the handlers share: the API access, the queues, and the caches.
 
-kopf keeps the indices current from its watches and starts no other handler before
-they are filled, so the first reconcile already sees every Job that exists.
+The operator's own watches (kube/informer.py) keep WorkUnits, Jobs and pods; kopf's
+index keeps WorkJobs. Reconciles wait until the watches have listed everything, and
+kopf starts no handler before its index is filled, so the first reconcile already
+sees every unit and Job that exists.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ class Context:
     missing_permission: set[str] = field(default_factory=set)
     # ConfigMaps read for WorkJobs (inputs, results we wrote): (namespace, name) -> data.
     config_maps: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
-    # (plural, key) -> (uid, generation, deleting) last queued for: spec changes only.
+    # WorkJobs: (plural, key) -> (uid, generation, deleting) last queued for (spec
+    # changes only); units keep theirs in the unit cache's entries.
     seen: dict[tuple[str, ObjectKey], tuple[Any, Any, bool]] = field(default_factory=dict)
 
     async def watches_synced(self) -> None:
