@@ -112,6 +112,16 @@ def test_a_spec_with_nothing_to_run_is_refused(ns: str) -> None:
     assert result.returncode != 0 and "spec.image or spec.template" in result.stderr
 
 
+def test_shorthand_fields_beside_a_template_are_refused(ns: str) -> None:
+    # The template runs; resources beside it would be half used (only by OOM growth).
+    body = workunit("both", pod_labels={"app": "x"})
+    body["spec"]["resources"] = {"limits": {"memory": "100Mi"}}
+    result = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert "cannot be set with spec.template" in result.stderr, result.stderr
+    assert get("workunit", "both", ns) is None
+
+
 @pytest.mark.parametrize(
     ("resource", "value", "stored"),
     [("cpu", 0.5, "500m"), ("cpu", "500m", "500m"), ("cpu", 1, "1"), ("memory", "1Gi", "1Gi")],

@@ -15,6 +15,14 @@ def test_a_spec_needs_something_to_run() -> None:
         WorkUnitSpec()
 
 
+@pytest.mark.parametrize("field", ["command", "args", "env", "resources"])
+def test_shorthand_fields_do_not_go_with_a_template(field: str) -> None:
+    template = {"spec": {"containers": [{"name": "work", "image": "x"}]}}
+    value = {"resources": {"limits": {"memory": "1Gi"}}, "env": [{"name": "A", "value": "1"}]}
+    with pytest.raises(ValidationError, match=rf"spec\.{field} cannot be set with spec\.template"):
+        WorkUnitSpec.model_validate({"template": template, field: value.get(field, ["x"])})
+
+
 def test_camel_case_in_and_out() -> None:
     spec = WorkUnitSpec.model_validate(
         {"image": "x", "attemptTimeoutSeconds": 5, "dependsOn": ["a"]}

@@ -326,6 +326,12 @@ class WorkUnitSpec(Model):
         if (self.image is None) == (self.template is None):
             raise ValueError("exactly one of spec.image or spec.template is required")
         if self.template is not None:
+            given = [f for f in _SHORTHAND if getattr(self, f) is not None]
+            if given:
+                raise ValueError(
+                    f"spec.{given[0]} cannot be set with spec.template: "
+                    "put it in the template's container"
+                )
             spec = self.template.get("spec")
             containers = spec.get("containers") if isinstance(spec, dict) else None
             if not containers or not all(isinstance(c, dict) for c in containers):
@@ -340,11 +346,19 @@ class WorkUnitSpec(Model):
         return self
 
 
+_SHORTHAND = ("command", "args", "env", "resources")
 _RUN_RULE: dict[str, JsonValue] = {
     "rule": "has(self.image) != has(self.template)",
     "message": "exactly one of spec.image or spec.template is required",
 }
-WorkUnitSpec.model_config["json_schema_extra"] = {"x-kubernetes-validations": [_RUN_RULE]}
+_TEMPLATE_RULE: dict[str, JsonValue] = {
+    "rule": "!has(self.template) || !(" + " || ".join(f"has(self.{f})" for f in _SHORTHAND) + ")",
+    "message": "spec.command, args, env and resources cannot be set with spec.template: "
+    "put them in the template's container",
+}
+WorkUnitSpec.model_config["json_schema_extra"] = {
+    "x-kubernetes-validations": [_RUN_RULE, _TEMPLATE_RULE]
+}
 
 
 class AttemptRecord(Model):
