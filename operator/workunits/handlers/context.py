@@ -94,6 +94,9 @@ class Context:
     unit_cache: Informer | None = None
     jobs: Informer | None = None
     pods: Informer | None = None
+    # Disrupted pods already deleted: (namespace, job) -> {(namespace, pod): facts},
+    # kept until their Job goes (handlers/units.py).
+    disrupted_pods: dict[ObjectKey, dict[ObjectKey, Any]] = field(default_factory=dict)
     # (namespace, name) -> the units whose dependsOn names it.
     dependents: dict[ObjectKey, set[str]] = field(default_factory=dict)
     # Objects as our own writes returned them, newer than the watch may have shown yet.

@@ -250,6 +250,8 @@ def _job_changed(
 ) -> None:
     # The Job controller updates a Job a few times per attempt; only its ending, its
     # deletion or its removal can change a decision (timers cover the rest).
+    if new is None:
+        ctx.disrupted_pods.pop(key, None)
     if new is None or old is None or new.decisive != old.decisive:
         _queue_owner(ctx, key[0], new or old)
 
@@ -259,6 +261,10 @@ def _pod_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) ->
     # read a pod when it ends or is disrupted; why one is not starting is read when the
     # start timeout's timer fires.
     pod: PodFacts = new or old
+    if new is None and "DisruptionTarget" in old.conditions and old.job_name:
+        # An evicted pod can be gone before a reconcile sees it: keep it until its Job
+        # goes, so the disruption is counted whenever the unit is reconciled.
+        ctx.disrupted_pods.setdefault((key[0], old.job_name), {})[key] = old
     if _pod_signature(new) == _pod_signature(old) or ctx.jobs is None or not pod.job_name:
         return
     job = ctx.jobs.get((key[0], pod.job_name))
@@ -327,7 +333,9 @@ def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
             jobs[name] = pending[name]
     observed = []
     for name, body in jobs.items():
-        pods = ctx.pods.group((unit.metadata.namespace, name)).values()
+        live = ctx.pods.group((unit.metadata.namespace, name))
+        gone = ctx.disrupted_pods.get((unit.metadata.namespace, name), {})
+        pods = [*live.values(), *(p for k, p in gone.items() if k not in live)]
         attempt = observe_attempt(body, pods)
         if attempt is not None:
             observed.append(attempt)
