@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from bench import report, scenarios
-from bench.harness import Cluster
+from bench.harness import ROOT, Cluster
 
 HERE = pathlib.Path(__file__).resolve().parent
 ORDER = ("writes", "latency", "overhead", "recovery", "fanout")
@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     results: dict[str, Any] = {
         "machine": report.machine(cluster.server_version()),
-        "command": "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        # Paths inside the repository as the reader's checkout would name them.
+        "command": "python -m bench "
+        + shlex.join(argv if argv is not None else sys.argv[1:]).replace(f"{ROOT}/", ""),
         "scenarios": {},
     }
     for name in (n for n in ORDER if n in chosen):
