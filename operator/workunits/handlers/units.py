@@ -73,14 +73,7 @@ def unit_entry(body: Mapping[str, Any]) -> UnitEntry:
     labels = meta.get("labels") or {}
     deps = spec.get("dependsOn") or []
     priority = spec.get("priority", 0)
-    workjob = next(
-        (
-            o.get("name")
-            for o in meta.get("ownerReferences") or []
-            if o.get("kind") == "WorkJob" and o.get("apiVersion") == API_VERSION
-        ),
-        None,
-    )
+    workjob = _owner(meta, "WorkJob", API_VERSION)
     child = None
     workjob_uid = labels.get(names.LABEL_WORKJOB_UID)
     if workjob_uid:
@@ -97,6 +90,15 @@ def unit_entry(body: Mapping[str, Any]) -> UnitEntry:
         child=child,
         workjob_uid=workjob_uid,
     )
+
+
+def _owner(meta: Mapping[str, Any], kind: str, api_version: str | None = None) -> str | None:
+    """The name of the object's owner of ``kind`` (and ``api_version``), if it has one."""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == kind and api_version in (None, ref.get("apiVersion")):
+            name = ref.get("name")
+            return str(name) if name is not None else None
+    return None
 
 
 def _unit_changed(
@@ -163,13 +165,9 @@ def job_entry(body: Mapping[str, Any]) -> JobEntry:
         "metadata": {k: meta.get(k) for k in _JOB_METADATA},
         "status": {k: status[k] for k in _JOB_STATUS if k in status},
     }
-    owner = next(
-        (o.get("name") for o in meta.get("ownerReferences") or [] if o.get("kind") == "WorkUnit"),
-        None,
-    )
     return JobEntry(
         unit_uid=(meta.get("labels") or {}).get(names.LABEL_UNIT_UID),
-        unit=owner,
+        unit=_owner(meta, "WorkUnit"),
         decisive=json.dumps([status.get("conditions"), meta.get("deletionTimestamp")]),
         text=json.dumps(slim, separators=(",", ":")).encode(),
     )
