@@ -7,7 +7,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -49,8 +49,9 @@ PLURAL = "workunits"
 
 # ---- WorkUnits, Jobs and pods: light watches of our own (kube/informer.py) ----------
 # Each attempt makes about thirteen watch events (three of its unit, four of its Job,
-# six of its pod). kopf's per-event machinery cost the operator most of its CPU and
-# kept a memory of every object; these watches keep only what decisions read.
+# six of its pod, of which only the one or two after it ended are asked for). kopf's
+# per-event machinery cost the operator most of its CPU and kept a memory of every
+# object; these watches keep only what decisions read.
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +231,22 @@ def start_watches(ctx: Context) -> None:
         selector,
         pod_facts,
         partial(_pod_changed, ctx),
+        fields=ENDED_PODS,
         group=lambda key, pod: (key[0], pod.job_name) if pod.job_name else None,
         accept=accept,
     )
     ctx.unit_cache.start()
     ctx.jobs.start()
     ctx.pods.start()
+
+
+# Only pods that have ended are followed: a pod is written some six times in its life
+# (created, scheduled, running, ended, released by the Job controller, deleted) and
+# decisions read it only once it has ended, for its exit code, its reason, its result or
+# a disruption. The server filters, so a pod costs the API server and the operator one
+# or two events instead of six. Why a pod has not started is read when the start
+# timeout comes (``_started``).
+ENDED_PODS = "status.phase!=Pending,status.phase!=Running"
 
 
 def _namespace_filter(namespaces: list[str]) -> Callable[[str], bool]:
@@ -250,14 +261,14 @@ def _job_changed(
     # deletion or its removal can change a decision (timers cover the rest).
     if new is None:
         ctx.disrupted_pods.pop(key, None)
+        ctx.started_jobs.discard(key)
     if new is None or old is None or new.decisive != old.decisive:
         _queue_owner(ctx, key[0], new or old)
 
 
 def _pod_changed(ctx: Context, kind: str, key: ObjectKey, new: Any, old: Any) -> None:
-    # Pods are written six times or so per attempt (scheduled, running, ...). Decisions
-    # read a pod when it ends or is disrupted; why one is not starting is read when the
-    # start timeout's timer fires.
+    # Only ended pods reach here (ENDED_PODS). The owner is queued when what decisions
+    # read of one changes, not when the Job controller merely releases it.
     pod: PodFacts = new or old
     if new is None and "DisruptionTarget" in old.conditions and old.job_name:
         # An evicted pod can be gone before a reconcile sees it: keep it until its Job
@@ -318,7 +329,7 @@ class _Dependencies(Mapping[str, Dependency]):
         return 0
 
 
-def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
+async def _attempts(ctx: Context, unit: WorkUnit, now: datetime) -> list[ObservedAttempt]:
     assert ctx.jobs is not None and ctx.pods is not None
     jobs: dict[str, dict[str, Any]] = {
         key[1]: entry.body() for key, entry in ctx.jobs.group(unit.metadata.uid).items()
@@ -330,14 +341,61 @@ def _attempts(ctx: Context, unit: WorkUnit) -> list[ObservedAttempt]:
         else:
             jobs[name] = pending[name]
     observed = []
+    namespace = unit.metadata.namespace
+    timeout = timedelta(seconds=unit.spec.start_timeout_seconds)
     for name, body in jobs.items():
-        live = ctx.pods.group((unit.metadata.namespace, name))
-        gone = ctx.disrupted_pods.get((unit.metadata.namespace, name), {})
-        pods = [*live.values(), *(p for k, p in gone.items() if k not in live)]
-        attempt = observe_attempt(body, pods)
-        if attempt is not None:
-            observed.append(attempt)
+        attempt = observe_attempt(
+            body, _pods(ctx, namespace, name, ctx.pods.group((namespace, name)))
+        )
+        if attempt is None:
+            continue
+        if _start_in_question(attempt, now, timeout):
+            attempt = await _started(ctx, namespace, body, attempt)
+        observed.append(attempt)
     return observed
+
+
+def _pods(
+    ctx: Context, namespace: str, job: str, known: Mapping[ObjectKey, PodFacts]
+) -> list[PodFacts]:
+    """A Job's pods, with its disrupted ones that are already gone."""
+    gone = ctx.disrupted_pods.get((namespace, job), {})
+    return [*known.values(), *(p for k, p in gone.items() if k not in known)]
+
+
+def _start_in_question(attempt: ObservedAttempt, now: datetime, timeout: timedelta) -> bool:
+    """An attempt the start timeout would fail, judged by ended pods alone."""
+    return (
+        attempt.state == "Active"
+        and not attempt.started
+        and not attempt.deleting
+        and attempt.created is not None
+        and now >= attempt.created + timeout
+    )
+
+
+async def _started(
+    ctx: Context, namespace: str, job: Mapping[str, Any], attempt: ObservedAttempt
+) -> ObservedAttempt:
+    """The attempt with its pods as they are now (the watch shows only ended ones): has
+    one run, or why not. A Job seen started is remembered until it goes."""
+    key = (namespace, attempt.job_name)
+    if key in ctx.started_jobs:
+        return replace(attempt, started=True)
+    selector = f"{names.LABEL_UNIT_UID}={_unit_uid(job)},{names.LABEL_ATTEMPT}={attempt.attempt}"
+    listed = await ctx.kube.list_pods(namespace, selector)
+    pods = {(namespace, p.name): p for p in map(pod_facts, listed)}
+    seen = observe_attempt(job, _pods(ctx, namespace, attempt.job_name, pods))
+    if seen is None:
+        return attempt
+    if seen.started:
+        ctx.started_jobs.add(key)
+    return seen
+
+
+def _unit_uid(job: Mapping[str, Any]) -> str:
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    return str(labels.get(names.LABEL_UNIT_UID, ""))
 
 
 async def reconcile_unit(key: ObjectKey) -> None:
@@ -356,7 +414,7 @@ async def reconcile_unit(key: ObjectKey) -> None:
         return
 
     now = datetime.now(UTC)
-    attempts = _attempts(ctx, unit)
+    attempts = await _attempts(ctx, unit, now)
     decision = reconcile(unit, attempts, _Dependencies(ctx, key[0]), now, random.random)
     old_status = body.get("status") or {}
     new_status = decision.status.dump()

@@ -129,6 +129,20 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The pods ``selector`` picks, as the API server's cache has them."""
+        result: dict[str, Any] = await self._call(
+            "get",
+            "pods",
+            f"list pods {selector} in {namespace}",
+            self.core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            resource_version="0",
+        )
+        items: list[dict[str, Any]] = result.get("items") or []
+        return items
+
     # -- WorkUnits and WorkJobs --
 
     async def patch_status(

@@ -53,12 +53,14 @@ class Informer:
         convert: Convert,
         on_change: OnChange,
         *,
+        fields: str = "",
         group: Group | None = None,
         accept: Callable[[str], bool] | None = None,
     ) -> None:
         self.resource = resource
         self.listers = listers  # one per scope: a namespace, or the whole cluster
         self.selector = selector
+        self.fields = fields  # a field selector, evaluated by the server too
         self.convert = convert
         self.on_change = on_change
         self.group_of = group
@@ -139,7 +141,7 @@ class Informer:
         entries: dict[Key, Any] = {}
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"label_selector": self.selector, "limit": LIST_PAGE}
+            kwargs: dict[str, Any] = {"limit": LIST_PAGE, **self._selectors()}
             if token:
                 kwargs["_continue"] = token
             response = lister(_preload_content=False, _request_timeout=(10, 60), **kwargs)
@@ -156,10 +158,14 @@ class Informer:
         self._post(self._replace, scope, entries)
         return version
 
+    def _selectors(self) -> dict[str, str]:
+        chosen = {"label_selector": self.selector, "field_selector": self.fields}
+        return {k: v for k, v in chosen.items() if v}
+
     def _watch(self, scope: int, lister: Lister) -> None:
         """Follow the stream from the last version seen until the server ends it."""
         response = lister(
-            label_selector=self.selector,
+            **self._selectors(),
             watch=True,
             resource_version=self._versions[scope],
             allow_watch_bookmarks=True,
