@@ -121,6 +121,7 @@ def test_get_and_describe_show_attempts_and_reasons(ns: str) -> None:
         ["1", history[1].split()[1], "Failed", "1", "Error"],
         ["2", history[2].split()[1], "Failed", "1", "Error"],
     ]
+    assert "Retry" in history[1] and "Fail (no attempts left)" in history[2]
     assert "Events:" in text and "AttemptStarted" in text
 
 

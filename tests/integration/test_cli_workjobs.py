@@ -67,6 +67,10 @@ def test_suspend_holds_new_units_and_resume_releases_them(ns: str) -> None:
     apply(fan("paused", set(), 6, parallelism=2, suspend=True), ns)
     wait_for("the WorkJob to be seen", lambda: (get("workjob", "paused", ns) or {}).get("status"))
     assert not items("workunits", ns)
+    status = (get("workjob", "paused", ns) or {})["status"]
+    assert status["reason"] == "Suspended" and not status.get("eta")
+    listed = cli("get", "wj", "-n", ns)
+    assert listed.stdout.splitlines()[1].split()[:4] == ["paused", "Pending", "Suspended", "0/6"]
     assert cli("resume", "wj/paused", "-n", ns).returncode == 0
     workjob_phase("paused", ns, ("Succeeded",))
 
@@ -93,6 +97,9 @@ def test_cancel_cancels_the_unfinished_units(ns: str) -> None:
 
     wait_for("every unit cancelled", all_cancelled, timeout=60)
     assert len(items("workunits", ns)) == 2  # no new unit after the cancel
+    status = (get("workjob", "stopped", ns) or {})["status"]
+    assert status["progress"] == "2/5", "the 3 units never created are not done"
+    assert status["counts"]["cancelled"] == 2 and status["counts"]["notRun"] == 3
 
 
 def test_describe_a_workjob_lists_its_failures(ns: str) -> None:

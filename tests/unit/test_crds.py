@@ -99,6 +99,13 @@ def test_printer_columns_and_names() -> None:
     assert columns[:3] == ["Phase", "Attempts", "Reason"] and "Age" in columns
 
 
+def test_workjob_columns_show_the_reason_beside_the_phase() -> None:
+    crd = all_crds()["workunits.io_workjobs.yaml"]
+    columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+    assert [c["name"] for c in columns][:3] == ["Phase", "Reason", "Progress"]
+    assert columns[1]["jsonPath"] == ".status.reason"  # Suspended shows here
+
+
 def test_crds_parse_as_yaml() -> None:
     for path in (ROOT / "crds").glob("*.yaml"):
         doc = yaml.safe_load(path.read_text())

@@ -220,7 +220,7 @@ def test_deployment_is_restricted_with_probes_and_resources() -> None:
     (container,) = pod["containers"]
     _assert_restricted(pod["securityContext"], container["securityContext"])
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     env = {e["name"]: e.get("value") for e in container["env"]}
@@ -244,6 +244,12 @@ def test_deployment_runs_with_leader_election_and_rolls_a_pod_at_a_time() -> Non
     }
     account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     assert account == "workunits-operator"
+
+
+def test_chart_probes_liveness_and_readiness_apart() -> None:
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    probes = re.findall(r"(livenessProbe|readinessProbe):\s+httpGet:\s+path: (\S+)", template)
+    assert probes == [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]
 
 
 def test_chart_defaults_are_restricted() -> None:

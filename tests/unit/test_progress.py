@@ -104,6 +104,23 @@ def test_a_finished_workjob_shows_no_rate() -> None:
     assert snap.finished
 
 
+def test_a_cancelled_workjob_counts_only_units_that_finished_as_done() -> None:
+    snap = snapshot(workjob("Cancelled", total=10, succeeded=1, cancelled=2, notRun=7))
+    assert snap.done == 3
+    assert progress_line(snap, Rate()) == "3/10 (30%)"
+    assert summary(snap, 5).endswith("succeeded 1 · cancelled 2 · not run 7")
+
+
+def test_a_suspended_workjob_shows_no_rate_or_eta() -> None:
+    obj = workjob("Pending", total=10, succeeded=4, pending=6)
+    obj["status"]["reason"] = "Suspended"  # type: ignore[index]
+    obj["status"]["eta"] = "2030-01-01T00:00:00Z"  # type: ignore[index]  # an older status
+    rate = Rate()
+    rate.add(0, 0)
+    rate.add(10, 4)
+    assert progress_line(snapshot(obj), rate) == "4/10 (40%) · suspended"
+
+
 def test_counts_read_in_order_and_skip_zeros() -> None:
     counts = {"running": 3, "failed": 2, "succeeded": 40, "pending": 0, "backingOff": 1}
     assert format_counts(counts) == "succeeded 40 · failed 2 · running 3 · backing off 1"

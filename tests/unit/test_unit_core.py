@@ -160,12 +160,45 @@ def test_the_last_allowed_failure_fails_the_unit_at_once() -> None:
     assert u.status.next_attempt_at is None
 
 
+def test_the_last_allowed_failure_is_recorded_as_fail_with_no_attempts_left() -> None:
+    u, _ = step(unit({"retry": {**NO_JITTER, "maxAttempts": 2}}))
+    u, _ = step(u, [failed(1, 1)], now=1)
+    u, _ = step(u, [failed(1, 1)], now=12)
+    u, _ = step(u, [failed(1, 1), failed(2, 13)], now=13)
+    first, last = u.status.history
+    assert (first.action, first.action_reason) == ("Retry", None)
+    assert (last.action, last.action_reason) == ("Fail", "NoAttemptsLeft")
+    assert u.status.failed_attempts == 2 and u.status.next_attempt_at is None
+
+
+def test_a_retry_the_deadline_forbids_is_recorded_as_fail_past_the_deadline() -> None:
+    u, _ = step(unit({"deadlineSeconds": 5, "retry": NO_JITTER}))
+    u, _ = step(u, [failed(1, 3)], now=3)
+    assert (u.status.history[0].action, u.status.history[0].action_reason) == (
+        "Fail",
+        "PastDeadline",
+    )
+
+
+def test_a_retry_still_waiting_when_the_deadline_passes_is_recorded_as_fail() -> None:
+    u, _ = step(unit({"deadlineSeconds": 30, "retry": NO_JITTER}))
+    u, _ = step(u, [failed(1, 3)], now=3)
+    assert u.status.history[0].action == "Retry"  # due at 13, before the deadline
+    u, _ = step(u, [failed(1, 3)], now=31)  # the operator was away until after it
+    assert u.status.phase is Phase.FAILED and u.status.reason == "DeadlineExceeded"
+    assert (u.status.history[0].action, u.status.history[0].action_reason) == (
+        "Fail",
+        "PastDeadline",
+    )
+
+
 def test_a_fail_rule_ends_the_unit_on_the_first_failure() -> None:
     rules = {"rules": [{"action": "Fail", "onExitCodes": {"values": [3]}}]}
     u, _ = step(unit({"retry": rules}))
     u, _ = step(u, [failed(1, 1, code=3)], now=1)
     assert u.status.phase is Phase.FAILED
     assert u.status.history[-1].action == "Fail"
+    assert u.status.history[-1].action_reason is None  # the policy's own Fail
 
 
 def test_an_ignored_failure_does_not_spend_the_budget() -> None:

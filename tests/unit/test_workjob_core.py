@@ -487,7 +487,9 @@ def test_on_failure_the_rest_is_cancelled_and_nothing_new_created() -> None:
     assert sorted(a.name for a in of(d, CancelUnit)) == ["wj-t-1", "wj-t-2"]
     assert creates(d) == []
     assert sim.task("t").cancelled == [[1, 3]]
-    assert sim.job.status.counts.cancelled == 9 and sim.job.status.counts.failed == 1
+    counts = sim.job.status.counts
+    assert (counts.failed, counts.cancelled, counts.not_run) == (1, 2, 7)
+    assert sim.job.status.progress == "3/10", "units never created are not done"
     d = sim.step()
     assert of(d, CancelUnit) == [] and creates(d) == [], "nothing more to do"
 
@@ -562,8 +564,24 @@ def test_cancel_cancels_every_unfinished_unit() -> None:
     assert sim.job.status.phase is Phase.CANCELLED
     assert sorted(a.name for a in of(d, CancelUnit)) == ["wj-t-1", "wj-t-2"]
     assert creates(d) == []
-    assert sim.job.status.counts.succeeded == 1 and sim.job.status.counts.cancelled == 9
+    assert sim.job.status.counts.succeeded == 1 and sim.job.status.counts.cancelled == 2
     assert cond(sim.job, "Failed") == "True"
+
+
+def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10}}}], parallelism=3))
+    sim.step()
+    sim.finish(1)
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": True})})
+    sim.step()
+    sim.finish()  # the two running units end Cancelled
+    sim.step()
+    counts = sim.job.status.counts
+    assert (counts.succeeded, counts.cancelled, counts.not_run) == (1, 2, 7)
+    assert sim.job.status.progress == "3/10"
+    (task,) = sim.job.status.tasks
+    assert (task.counts.cancelled, task.counts.not_run) == (2, 7)
+    assert sim.job.status.eta is None
 
 
 def test_suspend_holds_new_units_and_resume_goes_on() -> None:
@@ -579,6 +597,29 @@ def test_suspend_holds_new_units_and_resume_goes_on() -> None:
     sim.finish()
     assert creates(sim.step()) == [], "running ones finish, no new ones start"
     assert sim.job.status.counts.succeeded == 2
+
+
+def test_a_suspended_workjob_says_so_and_promises_no_eta() -> None:
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 6}}}], parallelism=2))
+    sim.step()
+    sim.finish()
+    sim.step()  # 2 of 6 done, 2 running: an ETA from the pace so far
+    assert sim.job.status.eta is not None
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.step()
+    status = sim.job.status
+    assert (status.phase, status.reason) == (Phase.RUNNING, "Suspended"), "running ones go on"
+    assert status.eta is None
+    sim.finish()
+    sim.step()
+    status = sim.job.status
+    assert (status.phase, status.reason, status.progress) == (Phase.PENDING, "Suspended", "4/6")
+    assert status.eta is None
+    sim.job = sim.job.model_copy(
+        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
+    )
+    sim.step()
+    assert sim.job.status.reason is None and sim.job.status.eta is not None
 
 
 def test_ttl_after_finished() -> None:

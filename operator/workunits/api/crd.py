@@ -147,6 +147,7 @@ def workunit_crd() -> dict[str, Any]:
 def workjob_crd() -> dict[str, Any]:
     columns = [
         _column("Phase", ".status.phase"),
+        _column("Reason", ".status.reason"),  # Suspended, Cancelled, FailureBudgetExceeded...
         _column("Progress", ".status.progress"),
         _column("Failed", ".status.counts.failed", "integer"),
         _column("Running", ".status.counts.running", "integer", priority=1),

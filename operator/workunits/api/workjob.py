@@ -213,7 +213,8 @@ class WorkJobSpec(Model):
 
 
 class Counts(Model):
-    """Units by phase; units not created yet count as pending (or blocked)."""
+    """Units by phase; units not created yet count as pending (or blocked), and as notRun
+    once the WorkJob has ended without them."""
 
     total: int = Field(default=0, description="total: units in all (known so far).")
     pending: int = Field(default=0, description="pending: units waiting to run.")
@@ -223,6 +224,13 @@ class Counts(Model):
     succeeded: int = Field(default=0, description="succeeded: units that succeeded.")
     failed: int = Field(default=0, description="failed: units that failed.")
     cancelled: int = Field(default=0, description="cancelled: units cancelled.")
+    not_run: int = Field(
+        default=0,
+        description=(
+            "notRun: units never created because the WorkJob ended first (cancelled, or "
+            "failed): not counted as done in progress."
+        ),
+    )
 
 
 class ConfigMapRef(Model):

@@ -375,7 +375,18 @@ class AttemptRecord(Model):
     reason: str | None = Field(default=None, description="reason: why it ended that way.")
     message: str | None = Field(default=None, description="message: details for people.")
     action: str | None = Field(
-        default=None, description="action: what the retry policy made of a failure."
+        default=None,
+        description=(
+            "action: what a failure led to: Retry, Ignore, or Fail (the unit failed with it)."
+        ),
+    )
+    action_reason: str | None = Field(
+        default=None,
+        description=(
+            "actionReason: why the action is Fail when the retry policy said otherwise: "
+            "NoAttemptsLeft (maxAttempts reached) or PastDeadline (the next attempt would "
+            "start after deadlineSeconds)."
+        ),
     )
     disruptions: int | None = Field(
         default=None, description="disruptions: pods replaced after eviction or node loss."

@@ -197,7 +197,8 @@ def set_spec(cluster: Cluster, refs: Sequence[str], namespace: str, verb: str, o
 
 
 def rerun(cluster: Cluster, ref: str, namespace: str, out: TextIO) -> int:
-    """Bump a WorkJob's spec.rerun: its failed and cancelled units run again."""
+    """Bump a WorkJob's spec.rerun: its failed and cancelled units run again, and those
+    never created because it ended first run for the first time."""
     obj = cluster.find(ref, namespace, (WORKJOB,))
     name = obj["metadata"]["name"]
     status = obj.get("status") or {}
@@ -220,8 +221,9 @@ def rerun(cluster: Cluster, ref: str, namespace: str, out: TextIO) -> int:
             "spec": {"rerun": number},
         },
     )
-    failed = int(counts.get("failed") or 0) + int(counts.get("cancelled") or 0)
-    out.write(f"workjob/{name} re-run {number}: {failed} failed or cancelled units run again\n")
+    again = sum(int(counts.get(k) or 0) for k in ("failed", "cancelled", "notRun"))
+    what = "failed, cancelled or never-run units to run"
+    out.write(f"workjob/{name} re-run {number}: {again} {what}\n")
     return 0
 
 

@@ -281,7 +281,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--health-port",
         type=int,
-        help="serve /healthz on this port (0: off); env WORKUNITS_HEALTH_PORT",
+        help="serve /healthz and /readyz on this port (0: off); env WORKUNITS_HEALTH_PORT",
     )
     run.add_argument(
         "--bind-address", help="address for metrics and health; env WORKUNITS_BIND_ADDRESS"

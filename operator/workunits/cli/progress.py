@@ -26,6 +26,7 @@ COUNTS = (
     ("pending", "white"),
     ("blocked", "magenta"),
     ("cancelled", "bright_black"),
+    ("notRun", "bright_black"),  # never created: the WorkJob ended first; not done
 )
 _UNIT_COUNT = {
     "Pending": "pending",
@@ -58,6 +59,11 @@ class Snapshot:
     @property
     def finished(self) -> bool:
         return self.phase in FINAL
+
+    @property
+    def suspended(self) -> bool:
+        """Held by spec.suspend: it goes on only when resumed, so no pace or ETA holds."""
+        return self.reason == "Suspended" and not self.finished
 
 
 def snapshot(obj: dict[str, Any]) -> Snapshot:
@@ -124,7 +130,7 @@ def format_counts(counts: dict[str, int], total: int | None = None) -> str:
 
 
 def _label(key: str) -> str:
-    return "backing off" if key == "backingOff" else key
+    return {"backingOff": "backing off", "notRun": "not run"}.get(key, key)
 
 
 @dataclass
@@ -157,11 +163,13 @@ class Rate:
 
 
 def progress_line(snap: Snapshot, rate: Rate) -> str:
-    """``42/100 (42%) · 1.5/s · ETA 38s``."""
+    """``42/100 (42%) · 1.5/s · ETA 38s``; ``2/100 (2%) · suspended`` while held."""
     total = snap.total
     percent = f" ({snap.done * 100 // total}%)" if total else ""
     parts = [f"{snap.done}/{total or '?'}{percent}"]
-    if not snap.finished:
+    if snap.suspended:
+        parts.append("suspended")
+    elif not snap.finished:
         parts.append(format_rate(rate.per_second()))
         eta = rate.eta(max(total - snap.done, 0)) if total else None
         parts.append(f"ETA {format_duration(eta) if eta is not None else snap.eta or '-'}")

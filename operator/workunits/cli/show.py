@@ -62,6 +62,7 @@ def workjob_row(obj: dict[str, Any], wide: bool) -> list[str]:
     row = [
         obj["metadata"]["name"],
         status.get("phase") or "Pending",
+        status.get("reason") or "",
         status.get("progress") or f"0/{counts.get('total', 0)}",
         str(counts.get("failed") or 0),
         status.get("eta") or "",
@@ -74,7 +75,7 @@ def workjob_row(obj: dict[str, Any], wide: bool) -> list[str]:
 
 HEADERS = {
     WORKUNIT: ["NAME", "PHASE", "ATTEMPTS", "REASON", "AGE"],
-    WORKJOB: ["NAME", "PHASE", "PROGRESS", "FAILED", "ETA", "AGE"],
+    WORKJOB: ["NAME", "PHASE", "REASON", "PROGRESS", "FAILED", "ETA", "AGE"],
 }
 WIDE = {WORKUNIT: "MESSAGE", WORKJOB: "COUNTS"}
 
@@ -207,6 +208,27 @@ def _header(out: TextIO, obj: dict[str, Any], kind: str, extra: dict[str, str]) 
     _field(out, "Message", status.get("message"))
 
 
+_ACTION_REASONS = {"NoAttemptsLeft": "no attempts left", "PastDeadline": "past the deadline"}
+
+
+def attempt_action(entry: dict[str, Any], status: dict[str, Any], limit: int) -> str:
+    """What an attempt's failure led to, as it happened.
+
+    The operator records Fail, and why, when a failure the policy would retry ended the
+    unit. Records written before it did say Retry or Ignore there; the last attempt of
+    a failed unit had no retry after it, so it is shown as what it was.
+    """
+    action = entry.get("action") or ""
+    why = entry.get("actionReason")
+    last = entry.get("attempt") == status.get("attempts")
+    if action in ("Retry", "Ignore") and last and status.get("phase") == "Failed":
+        spent = action == "Retry" and int(status.get("failedAttempts") or 0) >= limit
+        action, why = "Fail", "NoAttemptsLeft" if spent else "PastDeadline"
+    if action and why:
+        return f"{action} ({_ACTION_REASONS.get(why, why)})"
+    return action
+
+
 def describe_unit(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO) -> None:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     owners = [f"{o['kind']}/{o['name']}" for o in meta.get("ownerReferences") or []]
@@ -239,7 +261,7 @@ def describe_unit(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO
                     h.get("outcome") or "",
                     "" if exit_code is None else str(exit_code),
                     h.get("reason") or "",
-                    h.get("action") or "",
+                    attempt_action(h, status, limit),
                     age(h.get("startTime")),
                     between(h.get("startTime"), h.get("completionTime")),
                     (h.get("message") or "").replace("\n", " ")[:80],

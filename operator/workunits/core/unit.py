@@ -48,6 +48,10 @@ DEPENDENCY_FAILED = "DependencyFailed"
 DEPENDENCY_NOT_FOUND = "DependencyNotFound"
 INVALID_SPEC = "InvalidSpec"
 
+# Why a failed attempt's action is Fail when the retry policy said Retry or Ignore.
+NO_ATTEMPTS_LEFT = "NoAttemptsLeft"
+PAST_DEADLINE = "PastDeadline"
+
 
 @dataclass(frozen=True)
 class Dependency:
@@ -403,6 +407,9 @@ class _Reconciler:
             return
 
         if deadline is not None and self.now >= deadline:
+            waiting = self.record(self.status.attempts) if self.status.attempts else None
+            if waiting is not None and waiting.action in (Action.RETRY, Action.IGNORE):
+                self.overrule(waiting, PAST_DEADLINE)  # its retry never came
             self.finish(
                 Phase.FAILED,
                 DEADLINE_EXCEEDED,
@@ -538,6 +545,7 @@ class _Reconciler:
             )
             return True
         if action is Action.RETRY and self.status.failed_attempts >= policy.max_attempts:
+            self.overrule(latest, NO_ATTEMPTS_LEFT)
             self.finish(
                 Phase.FAILED,
                 latest.reason or "Failed",
@@ -551,6 +559,7 @@ class _Reconciler:
         delay = backoff_delay(policy.backoff, max(self.status.failed_attempts, 1), self.rand)
         due = self.now + timedelta(seconds=delay)
         if deadline is not None and due >= deadline:
+            self.overrule(latest, PAST_DEADLINE)
             self.finish(
                 Phase.FAILED,
                 DEADLINE_EXCEEDED,
@@ -566,6 +575,13 @@ class _Reconciler:
             f"{what}; retrying at {self.status.next_attempt_at} ({why}: {action.value})",
         )
         return False
+
+    def overrule(self, latest: AttemptRecord, why: str) -> None:
+        """Record Fail, and why, for a failure the policy would retry but that ends the
+        unit: the history says what happened, not what the policy asked for."""
+        self.set_record(
+            latest.model_copy(update={"action": Action.FAIL.value, "action_reason": why})
+        )
 
     def grow_memory(self, factor: float) -> None:
         spec = self.spec

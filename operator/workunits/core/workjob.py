@@ -801,7 +801,9 @@ class _Reconciler:
         c = self.status.counts
         done = c.succeeded + c.failed + c.cancelled
         self.status.progress = f"{done}/{c.total}"
-        self.status.eta = self.eta(done, c.total) if not phase.finished else None
+        # A held WorkJob finishes when someone resumes it: no time can be promised.
+        held = self.spec.suspend and not phase.finished
+        self.status.eta = self.eta(done, c.total) if not (phase.finished or held) else None
         self.status.observed_generation = self.job.metadata.generation
         self.status.conditions = self.conditions(phase)
 
@@ -815,6 +817,7 @@ class _Reconciler:
             "backingOff": 0,
             "pending": 0,
             "blocked": 0,
+            "notRun": 0,
         }
         by_phase = {
             Phase.RUNNING: "running",
@@ -827,7 +830,7 @@ class _Reconciler:
         rest = counts["total"] - sum(v for k, v in counts.items() if k != "total")
         if rest > 0:
             if phase in (Phase.FAILED, Phase.CANCELLED):
-                counts["cancelled"] += rest  # never created, and never will be
+                counts["notRun"] += rest  # never created, and never will be: not done
             elif task.ready or phase is Phase.SUCCEEDED:
                 counts["pending"] += rest
             else:

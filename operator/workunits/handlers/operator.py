@@ -11,7 +11,7 @@ import kopf
 from aiohttp import web
 from kubernetes import client
 
-from workunits import logs, metrics
+from workunits import health, logs, metrics
 from workunits.handlers import units, workjobs
 from workunits.handlers.context import Context
 from workunits.handlers.queue import WorkQueue
@@ -22,6 +22,7 @@ from workunits.settings import Settings, exact_namespaces, namespace_patterns
 
 log = logging.getLogger(__name__)
 _settings = Settings()
+_health: web.AppRunner | None = None
 
 
 def configure(settings: Settings) -> None:
@@ -80,6 +81,8 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
             raise kopf.PermanentError(
                 f"cannot serve metrics on {ours.bind_address}:{ours.metrics_port}: {exc}"
             ) from exc
+    if ours.health_port:
+        await _serve_health(ours)
     log.info(
         "workunits operator started: %d workers, namespaces: %s",
         ours.workers,
@@ -87,9 +90,34 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
 
 
+async def _serve_health(settings: Settings) -> None:
+    """The probes, served once startup has run, so that an answer still means the
+    operator is up (tests and hack/run.sh wait for one): live from then on, ready once
+    the watches startup began have synced."""
+    global _health
+    try:
+        _health = await health.serve(settings.bind_address, settings.health_port, _readiness)
+    except OSError as exc:
+        raise kopf.PermanentError(
+            f"cannot serve health on {settings.bind_address}:{settings.health_port}: {exc}"
+        ) from exc
+
+
+def _readiness() -> str | None:
+    try:
+        ctx = context()
+    except RuntimeError:  # startup has not installed it
+        return health.not_ready(None)
+    return health.not_ready(ctx)
+
+
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
+    global _health
     await metrics.stop()
+    if _health is not None:
+        await _health.cleanup()
+        _health = None
     ctx = context()
     for informer in (ctx.jobs, ctx.pods):
         if informer is not None:
@@ -112,21 +140,15 @@ def run(settings: Settings) -> None:
     if not settings.verbose:
         # kopf reports every event handler call at info: too much for a busy operator.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    liveness = (
-        f"http://{settings.bind_address}:{settings.health_port}/healthz"
-        if settings.health_port
-        else None
-    )
-    asyncio.run(_main(settings, liveness))
+    asyncio.run(_main(settings))
 
 
-async def _main(settings: Settings, liveness: str | None) -> None:
+async def _main(settings: Settings) -> None:
     async def operate() -> None:
         await kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=namespace_patterns(settings.namespaces),
             standalone=True,
-            liveness_endpoint=liveness,
         )
 
     if not settings.leader_elect:
@@ -142,7 +164,11 @@ async def _main(settings: Settings, liveness: str | None) -> None:
         renew_deadline=settings.lease_duration * 2 / 3,
         retry_period=max(settings.lease_duration / 7, 0.5),
     )
-    standby = await _standby_health(settings) if settings.health_port else None
+    standby = (
+        await health.serve(settings.bind_address, settings.health_port, _readiness, standby=True)
+        if settings.health_port
+        else None
+    )
     try:
         await elector.acquire()
     finally:
@@ -160,17 +186,3 @@ async def _main(settings: Settings, liveness: str | None) -> None:
     finally:
         keeper.cancel()
         await elector.release()
-
-
-async def _standby_health(settings: Settings) -> web.AppRunner:
-    """A standby is healthy while it waits: answer /healthz until it leads."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="standby")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, settings.bind_address, settings.health_port).start()
-    return runner
