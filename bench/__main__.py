@@ -13,7 +13,6 @@ import json
 import pathlib
 import shlex
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -130,19 +129,7 @@ def run_one(
         return {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         cluster.delete_namespace(namespace)
-        _await_gone(cluster, namespace)
-
-
-def _await_gone(cluster: Cluster, namespace: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            cluster.core.read_namespace(namespace, _preload_content=False)
-        except ApiException as exc:
-            if exc.status == 404:
-                return
-        time.sleep(1)
-    print(f"bench: namespace {namespace} still there after {timeout}s", file=sys.stderr)
+        cluster.await_namespace_gone(namespace)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,18 @@ class Cluster:
             if exc.status != 404:
                 raise
 
+    def await_namespace_gone(self, name: str, timeout: float = 300) -> None:
+        """Wait until a deleted namespace, and so everything in it, is gone."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.core.read_namespace(name, _preload_content=False)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+            time.sleep(1)
+        print(f"bench: namespace {name} still there after {timeout}s", file=sys.stderr)
+
     # -- objects --
 
     def create_many(

@@ -146,6 +146,14 @@ def markdown(results: dict[str, Any]) -> str:
         )
         row("", f"{n} bare Jobs to Complete", _fmt(o.get("jobs_seconds"), " s"))
         row("", "ratio units / Jobs", _fmt(o.get("ratio")), "<= 1.25")
+        if o.get("floor_seconds"):
+            row(
+                "",
+                f"for comparison, no operator: {n} units the client runs itself "
+                "(unit, owned Job, one status write)",
+                _fmt(o.get("floor_seconds"), " s"),
+            )
+            row("", "ratio of that floor / Jobs", _fmt(o.get("floor_ratio")))
         row("", "operator CPU over both", _fmt(o.get("operator_cpu_seconds"), " s"))
     if "writes" in s:
         w = s["writes"]

@@ -27,6 +27,7 @@ from bench.harness import (
     unit_phase,
     wait_for,
 )
+from workunits import GROUP, VERSION
 from workunits.core import names
 
 UNIT_UID = names.LABEL_UNIT_UID
@@ -149,10 +150,12 @@ def overhead(
     figures: dict[str, Any] = {"n": n, "jobs_first": jobs_first, "cpu_seconds": {}}
     with env.operator(name="overhead") as operator:
         before = operator.usage()
-        order = ("jobs", "units") if jobs_first else ("units", "jobs")
+        order = ("jobs", "floor", "units") if jobs_first else ("units", "floor", "jobs")
         for side in order:
             start = _cpu(cluster, operator)
-            if side == "jobs":
+            if side == "floor":
+                figures["floor_seconds"] = _time_floor(cluster, n, timeout)
+            elif side == "jobs":
                 figures["jobs_seconds"] = _time_all(
                     cluster,
                     ns,
@@ -178,6 +181,7 @@ def overhead(
             }
         after = operator.usage()
     figures["ratio"] = figures["units_seconds"] / figures["jobs_seconds"]
+    figures["floor_ratio"] = figures["floor_seconds"] / figures["jobs_seconds"]
     figures["operator_cpu_seconds"] = round(after.cpu_seconds - before.cpu_seconds, 2)
     figures["operator_peak_rss_mb"] = round(after.peak_rss_mb, 1)
     return figures
@@ -212,6 +216,85 @@ def _time_all(
             timeout,
         )
     return round(end - start, 3)
+
+
+def _time_floor(cluster: Cluster, n: int, timeout: float) -> float:
+    """The least any operator built on a custom resource can cost: no operator at all.
+
+    In a namespace of its own (the operator does not serve it), the client does what a
+    perfect operator would do and nothing more: per unit it creates the WorkUnit, then
+    its Job (a bare Job, owned by the unit), and once the Job is complete it writes
+    ``Succeeded`` into the unit's status in one patch. Timed like the units: from the
+    first create to the watch showing the last unit ``Succeeded``.
+    """
+    ns = cluster.new_namespace("wu-bench-floor")
+    try:
+        with (
+            Tracker(cluster, "workunits", ns, unit_phase) as units,
+            Tracker(cluster, "jobs", ns, job_done, "bench.workunits.io/bare=true") as jobs,
+            ThreadPoolExecutor(16, thread_name_prefix="floor") as pool,
+        ):
+            start = time.monotonic()
+            for future in [pool.submit(_floor_unit, cluster, ns, i) for i in range(n)]:
+                future.result()
+            marked: set[str] = set()
+            deadline = start + timeout
+            while len(marked) < n:
+                jobs.wait(
+                    "a Job to complete",
+                    lambda t: any(
+                        s == "Complete" and k not in marked for k, s in t.objects.items()
+                    ),
+                    max(deadline - time.monotonic(), 0),
+                )
+                with jobs._lock:
+                    done = [
+                        k for k, s in jobs.objects.items() if s == "Complete" and k not in marked
+                    ]
+                marked.update(done)
+                for future in [pool.submit(_floor_succeed, cluster, ns, k) for k in done]:
+                    future.result()
+            end = units.wait(
+                f"{n} units to be marked Succeeded",
+                lambda t: sum(1 for s in t.objects.values() if s == "Succeeded") >= n,
+                max(deadline - time.monotonic(), 0),
+            )
+        return round(end - start, 3)
+    finally:
+        cluster.delete_namespace(ns)
+        cluster.await_namespace_gone(ns)
+
+
+def _floor_unit(cluster: Cluster, ns: str, i: int) -> None:
+    name = f"floor-{i}"
+    response = cluster.custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, "workunits", workunit(name), _preload_content=False
+    )
+    uid = json.loads(response.data)["metadata"]["uid"]
+    job = bare_job(name)
+    job["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkUnit",
+            "name": name,
+            "uid": uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    cluster.create(job, ns)
+
+
+def _floor_succeed(cluster: Cluster, ns: str, name: str) -> None:
+    cluster.custom.patch_namespaced_custom_object_status(
+        GROUP,
+        VERSION,
+        ns,
+        "workunits",
+        name,
+        {"status": {"phase": "Succeeded"}},
+        _preload_content=False,
+    )
 
 
 # ---- 2. API writes per unit ---------------------------------------------------------

@@ -19,6 +19,8 @@ def test_overhead_times_units_and_bare_jobs(env: scenarios.Env) -> None:
 
     assert figures["units_seconds"] > 0 and figures["jobs_seconds"] > 0
     assert figures["ratio"] == figures["units_seconds"] / figures["jobs_seconds"]
+    assert figures["floor_seconds"] > 0  # the same units, with no operator at all
+    assert figures["floor_ratio"] == figures["floor_seconds"] / figures["jobs_seconds"]
     assert figures["operator_peak_rss_mb"] > 0
 
 
