@@ -329,6 +329,10 @@ class Tracker:
         with self._lock:
             return sum(1 for s in self.objects.values() if predicate(s))
 
+    def names(self, predicate: Callable[[Any], bool]) -> set[str]:
+        with self._lock:
+            return {name for name, s in self.objects.items() if predicate(s)}
+
     def wait(self, what: str, check: Callable[[Tracker], bool], timeout: float) -> float:
         """Block until ``check(self)`` holds; return the time of the event that made it so."""
         deadline = time.monotonic() + timeout
