@@ -288,15 +288,15 @@ def _floor_mark(cluster: Cluster, ns: str, n: int, jobs: Tracker, deadline: floa
     marked: set[str] = set()
     with ThreadPoolExecutor(16, thread_name_prefix="mark") as pool:
         while len(marked) < n and time.monotonic() < deadline:
-            jobs.wait(
-                "a Job to complete",
-                lambda t: any(s == "Complete" and k not in marked for k, s in t.objects.items()),
-                max(deadline - time.monotonic(), 0),
-            )
+            jobs.wait("a Job to complete", _unmarked(marked), max(deadline - time.monotonic(), 0))
             done = jobs.names(lambda s: s == "Complete") - marked
             marked |= done
             for future in [pool.submit(_floor_succeed, cluster, ns, k) for k in done]:
                 future.result()
+
+
+def _unmarked(marked: set[str]) -> Callable[[Tracker], bool]:
+    return lambda t: any(s == "Complete" and k not in marked for k, s in t.objects.items())
 
 
 def _floor_succeed(cluster: Cluster, ns: str, name: str) -> None:
