@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workunits.handlers.units import job_entry
+from workunits.handlers.units import job_entry, unit_entry
 from workunits.kube.informer import Informer, _lines
 
 
@@ -138,3 +138,9 @@ def test_only_a_jobs_conditions_or_deletion_are_decisive() -> None:
     deleting = job(active=1)
     deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:01:00Z"
     assert job_entry(deleting).decisive != running.decisive
+
+
+def test_a_unit_without_status_is_new_and_goes_first() -> None:
+    body = {"metadata": {"name": "u", "namespace": "ns", "uid": "u1", "generation": 1}}
+    assert unit_entry(body).new
+    assert not unit_entry({**body, "status": {"phase": "Running", "attempts": 1}}).new

@@ -3,7 +3,8 @@
 A key is queued at most once; a key is processed by one worker at a time (a key
 queued again while it is processed is processed once more afterwards); a key can be
 scheduled for a later time, keeping only the earliest wake-up. Higher priority keys
-are taken first.
+are taken first; within a priority, keys added as ``first`` (a new object, whose work
+has not started) go before the others (reports of work under way).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class WorkQueue:
     def __init__(self, process: Callable[[Any], Awaitable[None]], workers: int) -> None:
         self.process = process
         self.workers = workers
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Key]] = asyncio.PriorityQueue()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, int, Key]] = asyncio.PriorityQueue()
         self._queued: set[Key] = set()
         self._active: set[Key] = set()
         self._again: dict[Key, int] = {}
@@ -38,14 +39,14 @@ class WorkQueue:
     def scheduled(self) -> int:
         return len(self._timers)
 
-    def add(self, key: Key, priority: int = 0) -> None:
+    def add(self, key: Key, priority: int = 0, *, first: bool = False) -> None:
         if key in self._active:
             self._again[key] = max(priority, self._again.get(key, priority))
             return
         if key in self._queued:
             return
         self._queued.add(key)
-        self._queue.put_nowait((-priority, next(self._seq), key))
+        self._queue.put_nowait((-priority, 0 if first else 1, next(self._seq), key))
 
     def add_at(self, key: Key, when: float, priority: int = 0) -> None:
         """Queue ``key`` at loop time ``when``, unless an earlier wake-up is set."""
@@ -84,7 +85,7 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            priority, _, key = await self._queue.get()
+            priority, _, _, key = await self._queue.get()
             self._queued.discard(key)
             self._active.add(key)
             try:

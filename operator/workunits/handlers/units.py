@@ -66,6 +66,7 @@ class UnitEntry:
     workjob: str | None  # the owning WorkJob's name
     child: ChildUnit | None  # the unit as its WorkJob reads it, for a WorkJob's unit
     workjob_uid: str | None
+    new: bool  # no status yet: no attempt has started
 
 
 def unit_entry(body: Mapping[str, Any]) -> UnitEntry:
@@ -90,6 +91,7 @@ def unit_entry(body: Mapping[str, Any]) -> UnitEntry:
         workjob=workjob,
         child=child,
         workjob_uid=workjob_uid,
+        new=not body.get("status"),
     )
 
 
@@ -121,7 +123,8 @@ def _unit_changed(
     # Only a new object or a new spec (generation) drives a reconcile; status written by
     # us or by anyone else, labels and annotations do not (Jobs and timers do the rest).
     if old is None or old.seen != new.seen:
-        ctx.units.add(key, new.priority)
+        # A new unit's Job goes ahead of reports on running ones: admission first.
+        ctx.units.add(key, new.priority, first=new.new)
 
 
 def _index_dependencies(
