@@ -33,8 +33,8 @@ def exact_namespaces(namespaces: list[str]) -> bool:
 @dataclass
 class Settings:
     namespaces: list[str] = field(default_factory=lambda: _env_list("WORKUNITS_NAMESPACES"))
-    workers: int = int(os.environ.get("WORKUNITS_WORKERS", "32"))
-    api_threads: int = int(os.environ.get("WORKUNITS_API_THREADS", "32"))
+    workers: int = int(os.environ.get("WORKUNITS_WORKERS", "64"))
+    api_threads: int = int(os.environ.get("WORKUNITS_API_THREADS", "64"))
     log_format: str = os.environ.get("WORKUNITS_LOG_FORMAT", "text")
     metrics_port: int = int(os.environ.get("WORKUNITS_METRICS_PORT", "0"))
     health_port: int = int(os.environ.get("WORKUNITS_HEALTH_PORT", "0"))
