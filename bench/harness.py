@@ -237,8 +237,10 @@ class Tracker:
         namespace: str,
         summary: Summary,
         selector: str = "",
+        on_first: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self.cluster = cluster
+        self.on_first = on_first  # called with each object when first seen (in the thread)
         self.plural = plural
         self.namespace = namespace
         self.summarise = summary
@@ -315,6 +317,8 @@ class Tracker:
     def _see(self, obj: dict[str, Any], now: float) -> None:
         name = obj["metadata"]["name"]
         summary = self.summarise(obj)
+        if self.on_first is not None and name not in self.first_seen:
+            self.on_first(obj)
         with self._lock:
             self.events += 1
             self.first_seen.setdefault(name, now)

@@ -212,6 +212,14 @@ def markdown(results: dict[str, Any]) -> str:
             _fmt(lat.get("jobs_p50_seconds"), " s"),
         )
         row("", "p99", _fmt(lat.get("jobs_p99_seconds"), " s"))
+        if lat.get("floor_p50_seconds"):
+            row(
+                "",
+                f"for comparison, no operator: the client's own watch creates each unit's "
+                f"Job, at {rate}/s, create to Job: p50",
+                _fmt(lat.get("floor_p50_seconds"), " s"),
+            )
+            row("", "p99", _fmt(lat.get("floor_p99_seconds"), " s"))
         row("", "creates sent late, p99 (units / Jobs)", _pair(lat, "send_late_p99_seconds"))
     if "recovery" in s:
         r = s["recovery"]

@@ -264,11 +264,16 @@ def _time_floor(cluster: Cluster, ns: str, n: int, timeout: float) -> float:
 
 
 def _floor_unit(cluster: Cluster, ns: str, i: int) -> None:
-    name = f"floor-{i}"
     response = cluster.custom.create_namespaced_custom_object(
-        GROUP, VERSION, ns, "workunits", workunit(name), _preload_content=False
+        GROUP, VERSION, ns, "workunits", workunit(f"floor-{i}"), _preload_content=False
     )
-    uid = json.loads(response.data)["metadata"]["uid"]
+    _owned_job(cluster, ns, json.loads(response.data))
+
+
+def _owned_job(cluster: Cluster, ns: str, unit: dict[str, Any]) -> None:
+    """The unit's Job as a controller with nothing to decide would make it: a bare Job
+    named after the unit, owned by it."""
+    name, uid = unit["metadata"]["name"], unit["metadata"]["uid"]
     job = bare_job(name)
     job["metadata"]["ownerReferences"] = [
         {
@@ -467,6 +472,7 @@ def latency(
                 lambda: bare.count(lambda s: s == "Complete") >= n,
                 timeout,
             )
+        floor_side = _latency_floor(cluster, n, rate, timeout)
         before = operator.usage()
         with Tracker(cluster, "jobs", ns, _owner("WorkUnit"), UNIT_UID) as jobs:
             units_side = _paced(
@@ -475,8 +481,38 @@ def latency(
         after = operator.usage()
     figures.update({k: v for k, v in units_side.items()})
     figures.update({f"jobs_{k}": v for k, v in jobs_side.items()})
+    figures.update({f"floor_{k}": v for k, v in floor_side.items()})
     figures["operator_cpu_seconds"] = round(after.cpu_seconds - before.cpu_seconds, 2)
     return figures
+
+
+def _latency_floor(cluster: Cluster, n: int, rate: float, timeout: float) -> dict[str, Any]:
+    """The units' side with no operator: in a namespace the operator does not serve,
+    this client's own watch creates each unit's Job (owned by it) the moment the unit
+    shows up, with no decision, cache or status write: the least a watch-driven
+    operator's admission can take on this machine under this load. Left to finish
+    before the units start."""
+    ns = cluster.new_namespace("wu-bench-floor")
+    with (
+        _deleted(cluster, ns),
+        ThreadPoolExecutor(SENDERS, thread_name_prefix="echo") as pool,
+        Tracker(cluster, "jobs", ns, job_done, "bench.workunits.io/bare=true") as done,
+        Tracker(cluster, "jobs", ns, _owner("WorkUnit"), "bench.workunits.io/bare=true") as jobs,
+        Tracker(
+            cluster,
+            "workunits",
+            ns,
+            unit_phase,
+            on_first=lambda unit: pool.submit(_owned_job, cluster, ns, unit),
+        ),
+    ):
+        side = _paced(cluster, ns, [workunit(f"lat-{i}") for i in range(n)], rate, jobs, timeout)
+        wait_for(
+            f"{n} Jobs of the floor to finish",
+            lambda: done.count(lambda s: s == "Complete") >= n,
+            timeout,
+        )
+    return side
 
 
 def _owner(kind: str) -> Callable[[dict[str, Any]], Any]:

@@ -54,6 +54,7 @@ def test_latency_sees_a_job_for_every_unit(env: scenarios.Env) -> None:
 
     assert figures["n"] == 10 and figures["with_child"] == 10
     assert figures["jobs_with_child"] == 10  # the bare Jobs' side: a pod for each
+    assert figures["floor_with_child"] == 10  # no operator: the client's watch made each Job
     assert 0 < figures["p50_seconds"] <= figures["p99_seconds"] <= figures["max_seconds"]
 
 
