@@ -402,7 +402,7 @@ class Operator:
     """``workunits run`` on one namespace, as a process of its own.
 
     ``profile`` names a file: the operator then runs under py-spy, which samples
-    every thread and writes its folded stacks there (flamegraph.pl, speedscope) when
+    the thread holding the interpreter and writes its folded stacks there (flamegraph.pl, speedscope) when
     the operator stops.
     """
 
@@ -428,10 +428,12 @@ class Operator:
     def start(self, timeout: float = 60) -> Operator:
         command = [sys.executable, "-m", "workunits.cli.main", *self._run_args()]
         if self.profile:
-            # py-spy starts the operator itself and samples every thread of it.
+            # py-spy starts the operator itself and samples the thread that holds the
+            # interpreter: threads waiting on a socket are not the operator's CPU.
             command = [
                 str(pathlib.Path(sys.executable).parent / "py-spy"),
                 "record",
+                "--gil",
                 "-o",
                 self.profile,
                 "-f",
