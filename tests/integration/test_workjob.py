@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +93,34 @@ def test_over_the_budget_fails_and_cancels_the_rest(ns: str) -> None:
     units = wait_for("every unit to finish", settled, timeout=60)["units"]
     assert len(units) < 12  # the rest were never created
     assert any(u["status"]["phase"] == "Cancelled" for u in units) or len(units) <= 4
+
+
+def test_units_that_fail_together_are_booked_as_they_ended(ns: str) -> None:
+    # Four units that fail within moments of each other: the WorkJob stops at the first
+    # and cancels the rest, but one that had already failed counts as failed.
+    together = scripted(
+        {"sim.workunits.io/outcome": "fail"}, {"sim.workunits.io/duration-ms": "1000"}
+    )
+    task = {"name": "a", "generator": {"items": [1, 2, 3, 4]}, "template": together}
+    apply(workjob("together", [task], parallelism=4), ns)
+    workjob_phase("together", ns, ("Failed",))
+
+    def booked() -> dict[str, Any] | None:
+        units = items("workunits", ns)
+        phases = Counter((u.get("status") or {}).get("phase") for u in units)
+        counts = ((get("workjob", "together", ns) or {}).get("status") or {}).get("counts", {})
+        ended = phases["Failed"] + phases["Cancelled"] == 4
+        return (
+            {"phases": phases, "counts": counts}
+            if ended and counts.get("failed", 0) + counts.get("cancelled", 0) == 4
+            else None
+        )
+
+    seen = wait_for("every unit to end and be counted", booked, timeout=60)
+    assert seen["counts"]["failed"] == seen["phases"]["Failed"] >= 1
+    assert seen["counts"]["cancelled"] == seen["phases"]["Cancelled"]
+    failures = (get("workjob", "together", ns) or {})["status"]["failures"]
+    assert len(failures) == seen["phases"]["Failed"]
 
 
 def test_a_rerun_reruns_only_the_failed_units_and_keeps_results(ns: str) -> None:

@@ -162,6 +162,29 @@ def test_a_pod_that_never_starts_fails_after_the_start_timeout(ns: str) -> None:
     wait_for("the stuck Job to be removed", lambda: not unit_jobs("stuck", ns), timeout=30)
 
 
+def test_a_stuck_pod_evicted_and_replaced_still_fails_at_the_start_timeout(ns: str) -> None:
+    # The evicted pod ends with a terminated state although it never ran; that must not
+    # count as a start, or the stuck replacement would wait for ever.
+    apply(
+        workunit(
+            "stuck-evicted",
+            {"startTimeoutSeconds": 10, "retry": {"maxAttempts": 1}},
+            pod_labels={"sim.workunits.io/outcome": "stuck"},
+        ),
+        ns,
+    )
+    first = wait_for("the stuck pod", lambda: items("pods", ns), timeout=30)[0]
+    name = first["metadata"]["name"]
+    config.load_kube_config()
+    with client.ApiClient() as api:
+        client.CoreV1Api(api).create_namespaced_pod_eviction(
+            name, ns, client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=ns))
+        )
+    status = unit_phase("stuck-evicted", ns, ("Failed",), timeout=60)["status"]
+    assert status["reason"] == "ImagePullBackOff"
+    assert "not started after 10s" in status["message"]
+
+
 def test_the_overall_deadline_wins_over_retries(ns: str) -> None:
     # C19: deadline 5s, two retries left, a unit that takes 10s.
     apply(

@@ -74,6 +74,7 @@ def attempt(
     job_reason: str | None = None,
     started: bool = True,
     disruptions: int = 0,
+    waiting_since: float | None = None,
 ) -> ObservedAttempt:
     return ObservedAttempt(
         attempt=n,
@@ -86,6 +87,7 @@ def attempt(
         pod=pod_,
         started=started,
         disruptions=disruptions,
+        waiting_since=at(created if waiting_since is None else waiting_since),
     )
 
 

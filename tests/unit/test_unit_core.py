@@ -247,6 +247,24 @@ def test_a_pod_that_never_starts_fails_the_attempt_with_its_waiting_reason() -> 
     assert "not started after 60s" in (u.status.history[0].message or "")
 
 
+def test_a_replacement_pod_gets_its_own_start_timeout() -> None:
+    # The first pod ran, was evicted at 100 s; its replacement has waited since 101 s.
+    u, _ = step(unit({"startTimeoutSeconds": 60, "retry": NO_JITTER}))
+    waiting = attempt(
+        1,
+        "Active",
+        pod_=pod("Pending", started=False, waiting="ImagePullBackOff"),
+        started=False,
+        disruptions=1,
+        waiting_since=101,
+    )
+    u, d = step(u, [waiting], now=130)
+    assert u.status.phase is Phase.RUNNING and kinds(d) == []
+    assert d.wake_at == at(161)
+    u, d = step(u, [waiting], now=161)
+    assert DeleteJob(job_name("hello", UID, 1), "start timeout") in d.actions
+
+
 def test_the_overall_deadline_stops_a_running_attempt() -> None:
     u, _ = step(unit({"deadlineSeconds": 5}))
     running = attempt(1, "Active", pod_=pod())

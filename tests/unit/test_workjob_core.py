@@ -486,6 +486,7 @@ def test_on_failure_the_rest_is_cancelled_and_nothing_new_created() -> None:
     assert sim.job.status.phase is Phase.FAILED
     assert sorted(a.name for a in of(d, CancelUnit)) == ["wj-t-1", "wj-t-2"]
     assert creates(d) == []
+    sim.step()  # they end Cancelled
     assert sim.task("t").cancelled == [[1, 3]]
     counts = sim.job.status.counts
     assert (counts.failed, counts.cancelled, counts.not_run) == (1, 2, 7)
@@ -531,6 +532,7 @@ def test_rerun_of_a_failed_job_runs_cancelled_and_never_created_units() -> None:
     sim.step()
     sim.finish(1)
     sim.step()
+    sim.step()  # the running ones end Cancelled
     assert sim.job.status.phase is Phase.FAILED and sim.task("t").cancelled == [[1, 3]]
     sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
     done = sim.run()
@@ -564,8 +566,27 @@ def test_cancel_cancels_every_unfinished_unit() -> None:
     assert sim.job.status.phase is Phase.CANCELLED
     assert sorted(a.name for a in of(d, CancelUnit)) == ["wj-t-1", "wj-t-2"]
     assert creates(d) == []
+    sim.step()  # they end Cancelled
     assert sim.job.status.counts.succeeded == 1 and sim.job.status.counts.cancelled == 2
     assert cond(sim.job, "Failed") == "True"
+
+
+def test_units_that_failed_before_the_cancel_reached_them_count_as_failed() -> None:
+    # Units that fail together: the WorkJob sees the first, stops, and tells the others
+    # to cancel, but they had already failed on their own.
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 4}}}], parallelism=4))
+    sim.step()
+    sim.units["wj-t-0"] = dataclasses.replace(sim.units["wj-t-0"], phase=Phase.FAILED)
+    d = sim.step()
+    assert sim.job.status.phase is Phase.FAILED
+    assert sorted(a.name for a in of(d, CancelUnit)) == ["wj-t-1", "wj-t-2", "wj-t-3"]
+    for name in ("wj-t-1", "wj-t-2", "wj-t-3"):  # failed before the cancel arrived
+        sim.units[name] = dataclasses.replace(sim.units[name], phase=Phase.FAILED)
+    sim.step()
+    counts = sim.job.status.counts
+    assert (counts.failed, counts.cancelled, counts.not_run) == (4, 0, 0)
+    assert sim.task("t").failed == [[0, 4]]
+    assert sorted(f.unit for f in sim.job.status.failures) == [f"wj-t-{i}" for i in range(4)]
 
 
 def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:

@@ -32,6 +32,7 @@ class PodFacts:
     waiting_message: str | None = None
     conditions: frozenset[str] = field(default_factory=frozenset)  # types that are True
     created: datetime | None = None
+    ended: datetime | None = None  # its container's end, else its deletion
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class ObservedAttempt:
     job_reason: str | None = None  # the Job's Failed condition reason
     job_message: str | None = None
     pod: PodFacts | None = None  # the pod that decided the outcome, or the latest one
-    started: bool = False  # some pod of it has run
+    started: bool = False  # its current pod (the newest not disrupted) has run
+    # Since when it waits for a pod to start: the current pod's creation, or after a
+    # disruption with no replacement yet, the disrupted pod's end; else the Job's.
+    waiting_since: datetime | None = None
     disruptions: int = 0
     deleting: bool = False
 
@@ -79,6 +83,7 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
         waiting_message=waiting.get("message"),
         conditions=conditions,
         created=parse_time(meta.get("creationTimestamp")),
+        ended=parse_time(terminated.get("finishedAt") or meta.get("deletionTimestamp")),
     )
 
 
@@ -109,6 +114,9 @@ def observe_attempt(job: Mapping[str, Any], pods: Iterable[PodFacts]) -> Observe
         (p for p in reversed(pods) if p.phase in ("Succeeded", "Failed") and p not in disrupted),
         pods[-1] if pods else None,
     )
+    # A disrupted pod is replaced: the attempt then waits on the replacement.
+    current = next((p for p in reversed(pods) if p not in disrupted), None)
+    created = parse_time(meta.get("creationTimestamp"))
     failed = _condition(job, "Failed")
     if _condition(job, "Complete") is not None or _condition(job, "SuccessCriteriaMet"):
         state = "Succeeded"
@@ -121,7 +129,7 @@ def observe_attempt(job: Mapping[str, Any], pods: Iterable[PodFacts]) -> Observe
     return ObservedAttempt(
         attempt=attempt,
         job_name=meta.get("name", ""),
-        created=parse_time(meta.get("creationTimestamp")),
+        created=created,
         state=state,
         start_time=parse_time(status.get("startTime")),
         completion_time=parse_time(
@@ -130,7 +138,17 @@ def observe_attempt(job: Mapping[str, Any], pods: Iterable[PodFacts]) -> Observe
         job_reason=(failed or {}).get("reason"),
         job_message=(failed or {}).get("message"),
         pod=deciding,
-        started=any(p.started for p in pods),
+        started=current is not None and current.started,
+        waiting_since=_waiting_since(created, current, disrupted),
         disruptions=len(disrupted),
         deleting=meta.get("deletionTimestamp") is not None,
     )
+
+
+def _waiting_since(
+    created: datetime | None, current: PodFacts | None, disrupted: list[PodFacts]
+) -> datetime | None:
+    if current is not None and current.created is not None:
+        return current.created
+    moments = [m for m in (created, *(p.ended or p.created for p in disrupted)) if m]
+    return max(moments, default=None)

@@ -454,8 +454,8 @@ class _Reconciler:
             )
             return
         self.decision.wake(deadline)
-        if not running.started and running.created is not None:
-            limit = running.created + timedelta(seconds=spec.start_timeout_seconds)
+        if not running.started and running.waiting_since is not None:
+            limit = running.waiting_since + timedelta(seconds=spec.start_timeout_seconds)
             if self.now >= limit:
                 pod = running.pod
                 reason = (pod.waiting_reason if pod else None) or START_TIMEOUT

@@ -375,14 +375,18 @@ class _Reconciler:
         self.event("Normal" if phase is Phase.SUCCEEDED else "Warning", reason, message)
 
     def stop(self, phase: Phase, reason: str, message: str) -> None:
-        """End the WorkJob early: nothing more is created, every unfinished index is
-        cancelled (their units are told so by ``tidy``)."""
+        """End the WorkJob early: nothing more is created, and every unit still running
+        is told to stop (by ``tidy``). Such a unit is booked as it ends: one that failed
+        or succeeded on its own before the cancel reached it (units often fail
+        together) counts as failed or succeeded, not as cancelled. Indices with no unit
+        to wait for are cancelled now."""
         self.decision.actions = [a for a in self.decision.actions if not isinstance(a, CreateUnit)]
         for task in self.tasks.values():
             done = task.finished()
             for index in list(done.gaps(0, task.status.next_index)):
-                task.cancelled.add(index)
-            task.live.clear()
+                if task.live.get(index) is None:
+                    task.cancelled.add(index)
+            task.live = {i: child for i, child in task.live.items() if child is not None}
         self.finish(phase, reason, message)
         raise _Stop
 

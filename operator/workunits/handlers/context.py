@@ -97,9 +97,6 @@ class Context:
     # Disrupted pods already deleted: (namespace, job) -> {(namespace, pod): facts},
     # kept until their Job goes (handlers/units.py).
     disrupted_pods: dict[ObjectKey, dict[ObjectKey, Any]] = field(default_factory=dict)
-    # Jobs (namespace, name) whose pod was seen running past the start timeout; the
-    # pod watch shows only ended pods (handlers/units.py).
-    started_jobs: set[ObjectKey] = field(default_factory=set)
     # (namespace, name) -> the units whose dependsOn names it.
     dependents: dict[ObjectKey, set[str]] = field(default_factory=dict)
     # Objects as our own writes returned them, newer than the watch may have shown yet.

@@ -7,7 +7,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -264,7 +264,6 @@ def _job_changed(
     # deletion or its removal can change a decision (timers cover the rest).
     if new is None:
         ctx.disrupted_pods.pop(key, None)
-        ctx.started_jobs.discard(key)
     if new is None or old is None or new.decisive != old.decisive:
         _queue_owner(ctx, key[0], new or old)
 
@@ -367,10 +366,11 @@ def _pods(
 
 
 def _start_in_question(attempt: ObservedAttempt, now: datetime, timeout: timedelta) -> bool:
-    """An attempt the start timeout would fail, judged by ended pods alone."""
+    """A running attempt old enough that a pod of it may be past the start timeout:
+    whether its current pod has started needs the pods as they are (ended ones alone
+    cannot say)."""
     return (
         attempt.state == "Active"
-        and not attempt.started
         and not attempt.deleting
         and attempt.created is not None
         and now >= attempt.created + timeout
@@ -381,19 +381,12 @@ async def _started(
     ctx: Context, namespace: str, job: Mapping[str, Any], attempt: ObservedAttempt
 ) -> ObservedAttempt:
     """The attempt with its pods as they are now (the watch shows only ended ones): has
-    one run, or why not. A Job seen started is remembered until it goes."""
-    key = (namespace, attempt.job_name)
-    if key in ctx.started_jobs:
-        return replace(attempt, started=True)
+    its current pod run, or why not. Read each time, never remembered, so that a
+    restarted operator decides the same."""
     selector = f"{names.LABEL_UNIT_UID}={_unit_uid(job)},{names.LABEL_ATTEMPT}={attempt.attempt}"
     listed = await ctx.kube.list_pods(namespace, selector)
     pods = {(namespace, p.name): p for p in map(pod_facts, listed)}
-    seen = observe_attempt(job, _pods(ctx, namespace, attempt.job_name, pods))
-    if seen is None:
-        return attempt
-    if seen.started:
-        ctx.started_jobs.add(key)
-    return seen
+    return observe_attempt(job, _pods(ctx, namespace, attempt.job_name, pods)) or attempt
 
 
 def _unit_uid(job: Mapping[str, Any]) -> str:
