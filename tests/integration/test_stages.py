@@ -250,6 +250,13 @@ def test_fail_oomkilled_after_duration(ns):
     assert seconds_between(term["startedAt"], term["finishedAt"]) >= 1
 
 
+def test_an_oom_kill_exits_137_unless_told_otherwise(ns):
+    create_job(ns, "oom-default", labels={OUTCOME: "fail"}, annotations={REASON: "OOMKilled"})
+    wait_job(ns, "oom-default", "Failed")
+    pod = one_pod(ns, "oom-default", lambda p: phase(p) == "Failed", "Failed")
+    assert (terminated(pod)["exitCode"], terminated(pod)["reason"]) == (137, "OOMKilled")
+
+
 def test_hang_runs_forever(ns):
     create_job(ns, "hang", labels={OUTCOME: "hang"})
     one_pod(ns, "hang", lambda p: phase(p) == "Running", "Running")

@@ -185,6 +185,18 @@ def test_a_stuck_pod_evicted_and_replaced_still_fails_at_the_start_timeout(ns: s
     assert "not started after 10s" in status["message"]
 
 
+def test_a_pod_no_node_can_take_fails_with_the_schedulers_reason(ns: str) -> None:
+    spec = {
+        "startTimeoutSeconds": 5,
+        "retry": {"maxAttempts": 1},
+        "resources": {"requests": {"cpu": "5000"}},
+    }
+    apply(workunit("too-big", spec), ns)
+    status = unit_phase("too-big", ns, ("Failed",), timeout=30)["status"]
+    assert status["reason"] == "Unschedulable"
+    assert "not started after 5s" in status["message"] and "cpu" in status["message"]
+
+
 def test_the_overall_deadline_wins_over_retries(ns: str) -> None:
     # C19: deadline 5s, two retries left, a unit that takes 10s.
     apply(

@@ -83,3 +83,19 @@ def test_after_a_disruption_with_no_replacement_yet_the_wait_starts_at_its_end()
 def test_a_replacement_that_runs_has_started() -> None:
     seen = observe(pod("a", 1, ended=4, disrupted=True), pod("b", 5, running=True))
     assert seen.started
+
+
+def test_a_pod_no_node_can_take_says_why_it_waits() -> None:
+    unschedulable = pod("a", 1)
+    unschedulable["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/3 nodes are available: 3 Insufficient cpu.",
+        }
+    ]
+    unschedulable["status"]["containerStatuses"] = []
+    current = observe(unschedulable).pod
+    assert current.waiting_reason == "Unschedulable"
+    assert current.waiting_message == "0/3 nodes are available: 3 Insufficient cpu."

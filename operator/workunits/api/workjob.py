@@ -43,8 +43,8 @@ class Chunks(Model):
 class ConfigMapItems(Model):
     """Items read from a ConfigMap key holding a JSON list, or one item per line."""
 
-    name: str = Field(description="name: the ConfigMap, in the WorkJob's namespace.")
-    key: str = Field(description="key: the key holding the items.")
+    name: str = Field(min_length=1, description="name: the ConfigMap, in the WorkJob's namespace.")
+    key: str = Field(min_length=1, description="key: the key holding the items.")
     format: Literal["json", "lines"] = Field(
         default="json", description="format: json (a list) or lines. Default json."
     )

@@ -67,9 +67,13 @@ def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
     waiting = state.get("waiting") or {}
     phase = status.get("phase", "Pending")
     started = bool(state.get("running") or terminated) or phase in ("Running", "Succeeded")
-    conditions = frozenset(
-        c.get("type", "") for c in status.get("conditions") or [] if c.get("status") == "True"
-    )
+    listed = status.get("conditions") or []
+    conditions = frozenset(c.get("type", "") for c in listed if c.get("status") == "True")
+    if not waiting.get("reason"):  # not even placed: the scheduler says why
+        waiting = next(
+            (c for c in listed if c.get("type") == "PodScheduled" and c.get("status") == "False"),
+            waiting,
+        )
     return PodFacts(
         name=meta.get("name", ""),
         job_name=_job_of(meta.get("labels") or {}),
