@@ -60,6 +60,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def recorded_command(argv: list[str]) -> str:
+    """The command as RESULTS.md shows it: what was measured, not where the figures
+    were written (``--out``, ``--markdown``), and no path of the machine it ran on."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--out", "--markdown"):
+            skip = True
+        elif not arg.startswith(("--out=", "--markdown=")):
+            kept.append(arg.replace(f"{ROOT}/", ""))
+    return shlex.join(["python", "-m", "bench", *kept])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",")] if args.only else list(ORDER)
@@ -81,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results: dict[str, Any] = {
         "machine": report.machine(cluster.server_version()),
-        # Paths inside the repository as the reader's checkout would name them.
-        "command": "python -m bench "
-        + shlex.join(argv if argv is not None else sys.argv[1:]).replace(f"{ROOT}/", ""),
+        "command": recorded_command(argv if argv is not None else sys.argv[1:]),
         "scenarios": {},
     }
     for name in (n for n in ORDER if n in chosen):

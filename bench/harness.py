@@ -401,9 +401,9 @@ class Usage:
 class Operator:
     """``workunits run`` on one namespace, as a process of its own.
 
-    ``profile`` names a file: the operator then runs under py-spy, which samples
-    the thread holding the interpreter and writes its folded stacks there (flamegraph.pl, speedscope) when
-    the operator stops.
+    ``profile`` names a file: the operator then runs under py-spy, which samples the
+    thread holding the interpreter and writes its folded stacks there (flamegraph.pl,
+    speedscope) when the operator stops.
     """
 
     kubeconfig: str
