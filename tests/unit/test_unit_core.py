@@ -361,10 +361,17 @@ def test_an_attempt_never_reported_running_is_reported_once_with_its_outcome() -
     assert u.status.phase is Phase.SUCCEEDED and u.status.attempts == 1
     assert u.status.result == 42
     assert u.status.start_time == "2026-01-01T12:00:00Z" and u.status.completion_time
-    assert [e.reason for e in d.actions if isinstance(e, Event)] == [
-        "AttemptStarted",
-        "Succeeded",
-    ]
+    # One Event, not two written together: the outcome, naming the Job.
+    events = [e for e in d.actions if isinstance(e, Event)]
+    assert [e.reason for e in events] == ["Succeeded"]
+    assert events[0].message == f"attempt 1 succeeded (Job {job_name('hello', UID, 1)})"
+
+
+def test_an_unreported_attempt_that_fails_and_is_retried_keeps_its_start_event() -> None:
+    failed = attempt(1, "Failed", ended=1, pod_=pod("Failed", 1, "Error"))
+    u, d = step(unit({"retry": NO_JITTER}), [failed], now=1.5)
+    assert u.status.phase is Phase.BACKING_OFF
+    assert next(e.reason for e in d.actions if isinstance(e, Event)) == "AttemptStarted"
 
 
 def test_running_is_reported_once_the_job_is_old_enough() -> None:

@@ -212,11 +212,15 @@ class _Reconciler:
         self.old = unit.status
         self.status = unit.status.model_copy(deep=True)
         self.decision = Decision(self.status)
+        self.adopted: Event | None = None  # the start of an attempt first seen now
+        self.final: Event | None = None  # the unit's end
 
     # -- helpers --
 
-    def event(self, kind: str, reason: str, message: str) -> None:
-        self.decision.actions.append(Event(kind, reason, message))
+    def event(self, kind: str, reason: str, message: str) -> Event:
+        event = Event(kind, reason, message)
+        self.decision.actions.append(event)
+        return event
 
     def deadline(self) -> datetime | None:
         created = parse_time(self.unit.metadata.creation_timestamp)
@@ -231,7 +235,7 @@ class _Reconciler:
         self.status.completion_time = self.status.completion_time or self.stamp
         self.status.next_attempt_at = None
         kind = "Normal" if phase is Phase.SUCCEEDED else "Warning"
-        self.event(kind, reason, message)
+        self.final = self.event(kind, reason, message)
 
     def record(self, attempt: int) -> AttemptRecord | None:
         for entry in self.status.history:
@@ -261,6 +265,7 @@ class _Reconciler:
         if not Phase(self.status.phase).finished:
             self.step()
         self.after_finish()
+        self.fold_start()
 
         self.status.observed_generation = self.unit.metadata.generation
         self.status.conditions = self.conditions()
@@ -278,7 +283,7 @@ class _Reconciler:
                     first = self.jobs[min(self.jobs)]
                     began = first.start_time or first.created
                     self.status.start_time = format_time(began) if began else self.stamp
-                self.event(
+                self.adopted = self.event(
                     "Normal",
                     "AttemptStarted",
                     f"attempt {newest} started as Job {seen.job_name}",
@@ -323,6 +328,18 @@ class _Reconciler:
             if entry is not None and entry.outcome not in (None, "Running"):
                 continue  # finished attempts are final
             self.set_record(self.observed_record(seen, entry))
+
+    def fold_start(self) -> None:
+        """An attempt whose start was never reported (it ended within the running delay,
+        or while the operator was down) and that ends the unit gets one Event, its
+        outcome naming the Job, rather than two written together."""
+        start, end = self.adopted, self.final
+        if start is None or end is None:
+            return
+        actions = self.decision.actions
+        actions[:] = [a for a in actions if a is not start]
+        job = f" (Job {self.status.job_name})" if self.status.job_name else ""
+        actions[:] = [Event(a.type, a.reason, a.message + job) if a is end else a for a in actions]
 
     def finished(self) -> bool:
         return self.status.phase is not None and Phase(self.status.phase).finished
