@@ -8,12 +8,14 @@
 #
 # Environment: WORKUNITS_LOCAL=1 always uses the local control plane;
 # WORKUNITS_RUN_EXIT=1 stops the operator once the examples finished (exit 1 if one
-# failed); EXAMPLES_NAMESPACE (default workunits-examples).
+# failed); EXAMPLES_NAMESPACE (default workunits-examples); WORKUNITS_HEALTH_PORT, the
+# port of the operator's probes on 127.0.0.1 (default 18080).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 KUBECTL=${KUBECTL:-kubectl}
 ns=${EXAMPLES_NAMESPACE:-workunits-examples}
+port=${WORKUNITS_HEALTH_PORT:-18080}
 say() { printf '\n== %s\n' "$*"; }
 
 if [[ "${WORKUNITS_LOCAL:-}" != 1 ]] && timeout 10 "$KUBECTL" get --raw /readyz >/dev/null 2>&1; then
@@ -33,11 +35,11 @@ say "installing the CRDs"
 mkdir -p .run
 log=.run/operator.log
 say "starting the operator (log: $log)"
-.venv/bin/workunits run --all-namespaces --health-port 18080 >"$log" 2>&1 &
+.venv/bin/workunits run --all-namespaces --health-port "$port" >"$log" 2>&1 &
 operator=$!
 trap 'kill $operator 2>/dev/null || true; wait $operator 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -fs http://127.0.0.1:18080/healthz >/dev/null 2>&1 && break
+  curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   kill -0 $operator 2>/dev/null || { tail -20 "$log"; echo "the operator exited"; exit 1; }
   sleep 0.3
 done
