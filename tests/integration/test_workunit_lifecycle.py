@@ -115,6 +115,15 @@ def test_oom_retries_with_more_memory(ns: str) -> None:
     assert limits == ["1Gi", "2Gi"]
 
 
+def evict(ns: str, pod: str) -> None:
+    """Evict a pod through the API, as a node drain does."""
+    config.load_kube_config()
+    with client.ApiClient() as api:
+        client.CoreV1Api(api).create_namespaced_pod_eviction(
+            pod, ns, client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=ns))
+        )
+
+
 def test_a_disruption_leaves_the_attempt_count_unchanged(ns: str) -> None:
     apply(workunit("evicted", pod_labels=HANG), ns)
     wait_for(
@@ -123,11 +132,7 @@ def test_a_disruption_leaves_the_attempt_count_unchanged(ns: str) -> None:
     )
     pod = items("pods", ns)[0]["metadata"]["name"]
 
-    config.load_kube_config()
-    with client.ApiClient() as api:
-        client.CoreV1Api(api).create_namespaced_pod_eviction(
-            pod, ns, client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=ns))
-        )
+    evict(ns, pod)
 
     def replaced() -> bool:
         pods = items("pods", ns)
@@ -174,12 +179,7 @@ def test_a_stuck_pod_evicted_and_replaced_still_fails_at_the_start_timeout(ns: s
         ns,
     )
     first = wait_for("the stuck pod", lambda: items("pods", ns), timeout=30)[0]
-    name = first["metadata"]["name"]
-    config.load_kube_config()
-    with client.ApiClient() as api:
-        client.CoreV1Api(api).create_namespaced_pod_eviction(
-            name, ns, client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=ns))
-        )
+    evict(ns, first["metadata"]["name"])
     status = unit_phase("stuck-evicted", ns, ("Failed",), timeout=60)["status"]
     assert status["reason"] == "ImagePullBackOff"
     assert "not started after 10s" in status["message"]
