@@ -151,16 +151,18 @@ def test_a_disruption_leaves_the_attempt_count_unchanged(ns: str) -> None:
     assert len(unit_jobs("evicted", ns)) == 1
 
 
+def stuck(name: str, start_timeout: int) -> dict[str, Any]:
+    """A unit whose pod never starts (its image cannot be pulled), tried once."""
+    return workunit(
+        name,
+        {"startTimeoutSeconds": start_timeout, "retry": {"maxAttempts": 1}},
+        pod_labels={"sim.workunits.io/outcome": "stuck"},
+    )
+
+
 def test_a_pod_that_never_starts_fails_after_the_start_timeout(ns: str) -> None:
     # C14
-    apply(
-        workunit(
-            "stuck",
-            {"startTimeoutSeconds": 3, "retry": {"maxAttempts": 1}},
-            pod_labels={"sim.workunits.io/outcome": "stuck"},
-        ),
-        ns,
-    )
+    apply(stuck("stuck", 3), ns)
     status = unit_phase("stuck", ns, ("Failed",), timeout=30)["status"]
     assert status["reason"] == "ImagePullBackOff"
     assert "not started after 3s" in status["message"]
@@ -170,14 +172,7 @@ def test_a_pod_that_never_starts_fails_after_the_start_timeout(ns: str) -> None:
 def test_a_stuck_pod_evicted_and_replaced_still_fails_at_the_start_timeout(ns: str) -> None:
     # The evicted pod ends with a terminated state although it never ran; that must not
     # count as a start, or the stuck replacement would wait for ever.
-    apply(
-        workunit(
-            "stuck-evicted",
-            {"startTimeoutSeconds": 10, "retry": {"maxAttempts": 1}},
-            pod_labels={"sim.workunits.io/outcome": "stuck"},
-        ),
-        ns,
-    )
+    apply(stuck("stuck-evicted", 10), ns)
     first = wait_for("the stuck pod", lambda: items("pods", ns), timeout=30)[0]
     evict(ns, first["metadata"]["name"])
     status = unit_phase("stuck-evicted", ns, ("Failed",), timeout=60)["status"]

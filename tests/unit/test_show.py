@@ -97,47 +97,43 @@ def test_an_attempts_action_is_what_happened(
     assert attempt_action(entry, status, 3) == shown
 
 
-def suspended_workjob() -> dict[str, Any]:
+def etl_workjob(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "WorkJob",
         "metadata": {"name": "etl-daily", "namespace": "etl"},
-        "spec": {"suspend": True, "tasks": []},
-        "status": {
+        "spec": {**spec, "tasks": []},
+        "status": status,
+    }
+
+
+def test_get_shows_that_a_workjob_is_suspended() -> None:
+    suspended = etl_workjob(
+        {"suspend": True},
+        {
             "phase": "Pending",
             "reason": "Suspended",
             "message": "spec.suspend is true: no new units are created",
             "progress": "4/10",
             "counts": {"total": 10, "succeeded": 4, "pending": 6},
         },
-    }
-
-
-def test_get_shows_that_a_workjob_is_suspended() -> None:
-    row = workjob_row(suspended_workjob(), wide=False)
+    )
+    row = workjob_row(suspended, wide=False)
     assert row[:5] == ["etl-daily", "Pending", "Suspended", "4/10", "0"]
     assert row[5] == ""  # no ETA
 
 
 def test_describe_shows_a_cancelled_workjobs_units_never_created_as_not_run() -> None:
-    obj = {
-        "kind": "WorkJob",
-        "metadata": {"name": "etl-daily", "namespace": "etl"},
-        "spec": {"cancel": True, "tasks": []},
-        "status": {
+    counts = {"total": 10, "succeeded": 1, "cancelled": 2, "notRun": 7}
+    obj = etl_workjob(
+        {"cancel": True},
+        {
             "phase": "Cancelled",
             "reason": "Cancelled",
             "progress": "3/10",
-            "counts": {"total": 10, "succeeded": 1, "cancelled": 2, "notRun": 7},
-            "tasks": [
-                {
-                    "name": "t",
-                    "phase": "Cancelled",
-                    "total": 10,
-                    "counts": {"total": 10, "succeeded": 1, "cancelled": 2, "notRun": 7},
-                }
-            ],
+            "counts": counts,
+            "tasks": [{"name": "t", "phase": "Cancelled", "total": 10, "counts": counts}],
         },
-    }
+    )
     out = io.StringIO()
     describe_workjob(obj, [], out)
     text = out.getvalue()

@@ -336,10 +336,12 @@ class _Reconciler:
         start, end = self.adopted, self.final
         if start is None or end is None:
             return
-        actions = self.decision.actions
-        actions[:] = [a for a in actions if a is not start]
         job = f" (Job {self.status.job_name})" if self.status.job_name else ""
-        actions[:] = [Event(a.type, a.reason, a.message + job) if a is end else a for a in actions]
+        self.decision.actions = [
+            Event(a.type, a.reason, a.message + job) if a is end else a
+            for a in self.decision.actions
+            if a is not start
+        ]
 
     def finished(self) -> bool:
         return self.status.phase is not None and Phase(self.status.phase).finished

@@ -352,7 +352,7 @@ async def _attempts(ctx: Context, unit: WorkUnit, now: datetime) -> list[Observe
         if attempt is None:
             continue
         if _start_in_question(attempt, now, timeout):
-            attempt = await _started(ctx, namespace, body, attempt)
+            attempt = await _started(ctx, unit, body, attempt)
         observed.append(attempt)
     return observed
 
@@ -378,20 +378,16 @@ def _start_in_question(attempt: ObservedAttempt, now: datetime, timeout: timedel
 
 
 async def _started(
-    ctx: Context, namespace: str, job: Mapping[str, Any], attempt: ObservedAttempt
+    ctx: Context, unit: WorkUnit, job: Mapping[str, Any], attempt: ObservedAttempt
 ) -> ObservedAttempt:
     """The attempt with its pods as they are now (the watch shows only ended ones): has
     its current pod run, or why not. Read each time, never remembered, so that a
     restarted operator decides the same."""
-    selector = f"{names.LABEL_UNIT_UID}={_unit_uid(job)},{names.LABEL_ATTEMPT}={attempt.attempt}"
+    namespace = unit.metadata.namespace
+    selector = f"{names.LABEL_UNIT_UID}={unit.metadata.uid},{names.LABEL_ATTEMPT}={attempt.attempt}"
     listed = await ctx.kube.list_pods(namespace, selector)
     pods = {(namespace, p.name): p for p in map(pod_facts, listed)}
     return observe_attempt(job, _pods(ctx, namespace, attempt.job_name, pods)) or attempt
-
-
-def _unit_uid(job: Mapping[str, Any]) -> str:
-    labels = (job.get("metadata") or {}).get("labels") or {}
-    return str(labels.get(names.LABEL_UNIT_UID, ""))
 
 
 async def reconcile_unit(key: ObjectKey) -> None:
