@@ -589,6 +589,21 @@ def test_units_that_failed_before_the_cancel_reached_them_count_as_failed() -> N
     assert sorted(f.unit for f in sim.job.status.failures) == [f"wj-t-{i}" for i in range(4)]
 
 
+def test_units_the_workjob_cancelled_itself_are_not_listed_as_failures() -> None:
+    # The failure sample names what made the WorkJob fail, not the units it then stopped.
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 4}}}], parallelism=4))
+    sim.step()
+    sim.units["wj-t-0"] = dataclasses.replace(sim.units["wj-t-0"], phase=Phase.FAILED)
+    sim.units["wj-t-1"] = dataclasses.replace(sim.units["wj-t-1"], phase=Phase.CANCELLED)
+    sim.step()  # wj-t-1 was cancelled by someone else before the WorkJob stopped
+    assert sim.job.status.phase is Phase.FAILED
+    d = sim.step()  # wj-t-2 and wj-t-3 ended Cancelled, as the WorkJob told them
+    counts = sim.job.status.counts
+    assert (counts.failed, counts.cancelled) == (1, 3)
+    assert sorted(f.unit for f in sim.job.status.failures) == ["wj-t-0", "wj-t-1"]
+    assert [e for e in of(d, Event) if e.reason == "UnitFailed"] == []
+
+
 def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10}}}], parallelism=3))
     sim.step()

@@ -324,7 +324,10 @@ class WorkJobStatus(Model):
     tasks: list[TaskStatus] = Field(default_factory=list, description="tasks: each task.")
     failures: list[UnitFailure] = Field(
         default_factory=list,
-        description="failures: the first failed units (at most 20), with their reasons.",
+        description=(
+            "failures: the first units (at most 20) that failed, or were cancelled before "
+            "the WorkJob ended, with their reasons."
+        ),
     )
     start_time: str | None = Field(default=None, description="startTime: the first unit.")
     completion_time: str | None = Field(

@@ -501,6 +501,8 @@ class _Reconciler:
             task.failed.add(index)
         else:
             task.cancelled.add(index)
+            if self.finished():
+                return  # stopped by the WorkJob's own end: a consequence, not a cause
         if len(self.status.failures) < FAILURE_SAMPLE:
             self.status.failures.append(
                 UnitFailure(
