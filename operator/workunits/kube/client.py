@@ -1,8 +1,8 @@
 """The operator's own API calls: Jobs, ConfigMaps, and the units' status.
 
-Calls go through the official client in worker threads, returning plain dicts. Every
-write is idempotent: a Job that already exists and is ours is adopted; a delete of
-something already gone is fine.
+Requests go through the official client's authentication and connection pool in worker
+threads, with plain dicts as bodies and answers. Every write is idempotent: a Job that
+already exists and is ours is adopted; a delete of something already gone is fine.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -22,6 +23,8 @@ from workunits import GROUP, VERSION, __version__
 from workunits.kube.errors import ApiError, PermanentError, classify
 
 log = logging.getLogger(__name__)
+
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def load_configuration() -> client.Configuration:
@@ -63,19 +66,52 @@ class Kube:
         api.user_agent = f"workunits-operator/{__version__}"
         return cls(api, threads)
 
-    async def _call(
-        self, verb: str, resource: str, what: str, fn: Any, *args: Any, **kwargs: Any
+    async def _request(
+        self,
+        verb: str,
+        resource: str,
+        what: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
     ) -> Any:
+        """One request to the API server, its answer as a dict.
+
+        The generated client's methods validate every argument into its models and
+        serialise them back, which cost more than the request itself; the operator's
+        bodies are plain dicts that are already right, so they go straight through the
+        client's authentication and connection pool.
+        """
+        api = self.api
+        url = api.configuration.host + path
+        if query:
+            url += "?" + urlencode(query)
+
+        def send() -> bytes:
+            headers = dict(api.default_headers)
+            headers["Accept"] = "application/json"
+            if body is not None:
+                headers["Content-Type"] = content_type
+            api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
+            response = api.rest_client.request(method, url, headers=headers, body=body)  # type: ignore[no-untyped-call]
+            data: bytes = response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException.from_response(http_resp=response, body=None, data=None)
+            return data
+
+        return await self._run(verb, resource, what, send)
+
+    async def _run(self, verb: str, resource: str, what: str, send: Any) -> Any:
         loop = asyncio.get_running_loop()
-        kwargs["_preload_content"] = False
         if verb != "get":
             self.writes[(verb, resource)] += 1
         try:
-            response = await loop.run_in_executor(self.pool, lambda: fn(*args, **kwargs))
+            data = await loop.run_in_executor(self.pool, send)
         except ApiException as exc:
             self.errors[(verb, resource)] += 1
             raise classify(exc, what) from exc
-        data = response.data
         return json.loads(data) if data else {}
 
     # -- Jobs --
@@ -84,26 +120,17 @@ class Kube:
         """Create the Job, or adopt it when it exists and the unit owns it."""
         meta = manifest["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        jobs = f"/apis/batch/v1/namespaces/{namespace}/jobs"
         try:
-            created: dict[str, Any] = await self._call(
-                "create",
-                "jobs",
-                f"create Job {namespace}/{name}",
-                self.batch.create_namespaced_job,
-                namespace,
-                manifest,
+            created: dict[str, Any] = await self._request(
+                "create", "jobs", f"create Job {namespace}/{name}", "POST", jobs, manifest
             )
             return created
         except ApiError as exc:  # AlreadyExists: look at what is there
             if exc.status != 409:
                 raise
-        existing: dict[str, Any] = await self._call(
-            "get",
-            "jobs",
-            f"read Job {namespace}/{name}",
-            self.batch.read_namespaced_job,
-            name,
-            namespace,
+        existing: dict[str, Any] = await self._request(
+            "get", "jobs", f"read Job {namespace}/{name}", "GET", f"{jobs}/{quote(name)}"
         )
         owners = (existing.get("metadata") or {}).get("ownerReferences") or []
         if any(o.get("uid") == owner_uid for o in owners):
@@ -114,16 +141,14 @@ class Kube:
         )
 
     async def delete_job(self, namespace: str, name: str) -> None:
-        body = client.V1DeleteOptions(propagation_policy="Background")
         try:
-            await self._call(
+            await self._request(
                 "delete",
                 "jobs",
                 f"delete Job {namespace}/{name}",
-                self.batch.delete_namespaced_job,
-                name,
-                namespace,
-                body=body,
+                "DELETE",
+                f"/apis/batch/v1/namespaces/{namespace}/jobs/{quote(name)}",
+                {"propagationPolicy": "Background"},
             )
         except PermanentError as exc:
             if exc.status != 404:
@@ -131,100 +156,85 @@ class Kube:
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The pods ``selector`` picks, as the API server's cache has them."""
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._request(
             "get",
             "pods",
             f"list pods {selector} in {namespace}",
-            self.core.list_namespaced_pod,
-            namespace,
-            label_selector=selector,
-            resource_version="0",
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            query={"labelSelector": selector, "resourceVersion": "0"},
         )
         items: list[dict[str, Any]] = result.get("items") or []
         return items
 
     # -- WorkUnits and WorkJobs --
 
+    @staticmethod
+    def _custom(plural: str, namespace: str, name: str = "") -> str:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
+        return f"{path}/{quote(name)}" if name else path
+
     async def patch_status(
         self, plural: str, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._request(
             "patch",
             f"{plural}/status",
             f"patch {plural}/status {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
+            "PATCH",
+            self._custom(plural, namespace, name) + "/status",
             {"status": status},
+            content_type=MERGE_PATCH,
         )
         return result
 
     async def patch_object(
         self, plural: str, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._request(
             "patch",
             plural,
             f"patch {plural} {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
+            "PATCH",
+            self._custom(plural, namespace, name),
             patch,
+            content_type=MERGE_PATCH,
         )
         return result
 
     async def read_object(self, plural: str, namespace: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._request(
             "get",
             plural,
             f"read {plural} {namespace}/{name}",
-            self.custom.get_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
-            name,
+            "GET",
+            self._custom(plural, namespace, name),
         )
         return result
 
     async def create_object(
         self, plural: str, namespace: str, body: dict[str, Any]
     ) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._request(
             "create",
             plural,
             f"create {plural} {namespace}/{body['metadata']['name']}",
-            self.custom.create_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            plural,
+            "POST",
+            self._custom(plural, namespace),
             body,
         )
         return result
 
     async def delete_object(self, plural: str, namespace: str, name: str, uid: str) -> None:
-        body = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(uid=uid), propagation_policy="Background"
-        )
+        body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
         try:
-            await self._call(
+            await self._request(
                 "delete",
                 plural,
                 f"delete {plural} {namespace}/{name}",
-                self.custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                body=body,
+                "DELETE",
+                self._custom(plural, namespace, name),
+                body,
             )
         except PermanentError as exc:
             if exc.status not in (404, 409):
@@ -262,12 +272,12 @@ class Kube:
             "count": 1,
         }
         try:
-            await self._call(
+            await self._request(
                 "create",
                 "events",
                 f"post Event on {namespace}/{meta.get('name')}",
-                self.core.create_namespaced_event,
-                namespace,
+                "POST",
+                f"/api/v1/namespaces/{namespace}/events",
                 body,
             )
         except ApiError as exc:
@@ -296,24 +306,23 @@ class Kube:
             "data": data,
         }
         try:
-            await self._call(
+            await self._request(
                 "create",
                 "configmaps",
                 f"create ConfigMap {namespace}/{name}",
-                self.core.create_namespaced_config_map,
-                namespace,
+                "POST",
+                f"/api/v1/namespaces/{namespace}/configmaps",
                 body,
             )
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            await self._call(
+            await self._request(
                 "update",
                 "configmaps",
                 f"replace ConfigMap {namespace}/{name}",
-                self.core.replace_namespaced_config_map,
-                name,
-                namespace,
+                "PUT",
+                f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
                 body,
             )
 
@@ -327,14 +336,14 @@ class Kube:
     ) -> None:
         """Merge ``data`` into a ConfigMap owned by ``owner``, creating it when missing."""
         try:
-            await self._call(
+            await self._request(
                 "patch",
                 "configmaps",
                 f"patch ConfigMap {namespace}/{name}",
-                self.core.patch_namespaced_config_map,
-                name,
-                namespace,
+                "PATCH",
+                f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
                 {"data": data},
+                content_type=MERGE_PATCH,
             )
             return
         except ApiError as exc:
@@ -343,12 +352,11 @@ class Kube:
         await self.put_config_map(namespace, name, data, owner, labels)
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self._call(
+        result: dict[str, Any] = await self._request(
             "get",
             "configmaps",
             f"read ConfigMap {namespace}/{name}",
-            self.core.read_namespaced_config_map,
-            name,
-            namespace,
+            "GET",
+            f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
         )
         return result
