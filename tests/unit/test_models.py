@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from workunits.api.workjob import Generator, WorkJobSpec
-from workunits.api.workunit import WorkUnitSpec
+from workunits.api.workunit import WorkUnitSpec, WorkUnitStatus
 from workunits.core import quantity
 
 
@@ -109,3 +109,19 @@ def test_workjob_units_may_carry_their_item_and_index() -> None:
     WorkUnitSpec.model_validate(
         {"image": "x", "parameters": {"WORKUNIT_ITEM": "1", "WORKUNIT_INDEX": "0"}}
     )
+
+
+def test_a_clone_is_equal_and_shares_nothing() -> None:
+    status = WorkUnitStatus.model_validate(
+        {
+            "phase": "Running",
+            "attempts": 1,
+            "history": [{"attempt": 1, "jobName": "u-1", "action": "Run"}],
+            "conditions": [{"type": "Running", "status": "True", "reason": "Started"}],
+        }
+    )
+    clone = status.clone()
+    assert clone == status and clone is not status
+    clone.history[0].job_name = "u-2"
+    clone.conditions.append(clone.conditions[0])
+    assert status.history[0].job_name == "u-1" and len(status.conditions) == 1

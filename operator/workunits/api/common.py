@@ -8,7 +8,7 @@ CRD by :mod:`workunits.api.crd`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -56,6 +56,11 @@ class Model(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The JSON form Kubernetes stores: camelCase, unset optionals left out."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def clone(self) -> Self:
+        """A deep copy, made by the validator: several times quicker than
+        ``model_copy(deep=True)``, which copies field by field in Python."""
+        return self.model_validate(self.model_dump())
 
 
 def preserved(description: str) -> Any:

@@ -210,7 +210,7 @@ class _Reconciler:
         self.dependencies = dependencies
         self.jobs = {a.attempt: a for a in attempts}
         self.old = unit.status
-        self.status = unit.status.model_copy(deep=True)
+        self.status = unit.status.clone()
         self.decision = Decision(self.status)
         self.adopted: Event | None = None  # the start of an attempt first seen now
         self.final: Event | None = None  # the unit's end

@@ -352,7 +352,7 @@ class _Reconciler:
         self.inputs = inputs
         self.now = now
         self.stamp = format_time(now)
-        self.status = workjob.status.model_copy(deep=True)
+        self.status = workjob.status.clone()
         self.decision = JobDecision(self.status)
         self.tasks: dict[str, _Task] = {}
         self.order: list[str] = []
