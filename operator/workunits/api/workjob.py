@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_snake
 
 from workunits.api.common import DNS_LABEL, Condition, Model, ObjectMeta
 from workunits.api.workunit import Phase, WorkUnitSpec
@@ -88,24 +89,19 @@ class Generator(Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Generator:
-        given = [
-            k
-            for k in ("items", "range", "chunks", "config_map", "from_task")
-            if getattr(self, k) is not None
-        ]
+        given = [k for k in _SOURCES if getattr(self, to_snake(k)) is not None]
         if len(given) != 1:
-            raise ValueError(
-                "generator: exactly one of items, range, chunks, configMap, "
-                f"fromTask must be set (got {len(given)})"
-            )
+            raise ValueError(_ONE_GENERATOR)
         return self
 
 
-# Structural schemas allow ``required`` inside oneOf: exactly one source is set.
-_ONE_GENERATOR: list[Any] = [
-    {"required": [key]} for key in ("items", "range", "chunks", "configMap", "fromTask")
-]
-Generator.model_config["json_schema_extra"] = {"oneOf": _ONE_GENERATOR}
+# The sources are optional fields that exclude each other, so "exactly one" is one
+# property: the API server then names the generator, where a oneOf names no field. (A
+# CEL rule could say more, but it cannot see ``items``: a list of any JSON has no CEL
+# type.)
+_SOURCES = ("items", "range", "chunks", "configMap", "fromTask")
+_ONE_GENERATOR = "set exactly one of " + ", ".join(_SOURCES)
+Generator.model_config["json_schema_extra"] = {"minProperties": 1, "maxProperties": 1}
 
 
 class AggregateOp(StrEnum):
