@@ -658,6 +658,33 @@ def test_a_suspended_workjob_says_so_and_promises_no_eta() -> None:
     assert sim.job.status.reason is None and sim.job.status.eta is not None
 
 
+def test_a_suspended_workjobs_tasks_run_only_while_their_units_do() -> None:
+    tasks = [
+        {"name": "a", "generator": {"range": {"end": 4}}, "parallelism": 1},
+        {"name": "b", "generator": {"range": {"end": 4}}, "parallelism": 1},
+    ]
+    sim = Sim(workjob(tasks, parallelism=2))
+    sim.step()
+    sim.finish(1)  # a's unit ends, b's goes on
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.step()
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert sim.job.status.phase is Phase.RUNNING
+    assert phases == {"a": Phase.PENDING, "b": Phase.RUNNING}
+    sim.finish()
+    sim.step()
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert sim.job.status.phase is Phase.PENDING
+    assert phases == {"a": Phase.PENDING, "b": Phase.PENDING}, "none runs while it is held"
+    sim.job = sim.job.model_copy(
+        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
+    )
+    sim.step()
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert sim.job.status.phase is Phase.RUNNING
+    assert phases == {"a": Phase.RUNNING, "b": Phase.RUNNING}
+
+
 def test_ttl_after_finished() -> None:
     sim = Sim(workjob([{"name": "t"}], ttlSecondsAfterFinished=60))
     done = sim.run()

@@ -311,7 +311,16 @@ class UnitFailure(Model):
 class WorkJobStatus(Model):
     """What the operator knows of the WorkJob; small at any number of units."""
 
-    phase: Phase | None = Field(default=None, description="phase: where the WorkJob is.")
+    phase: Phase | None = Field(
+        default=None,
+        description=(
+            "phase: where the WorkJob is. Pending before its first unit, and while "
+            "spec.suspend holds it with none of its units running; Running while units "
+            "run, suspended or not (reason Suspended: units already started go on, no "
+            "new one starts); then Succeeded, Failed or Cancelled. A task's phase "
+            "follows the same rule."
+        ),
+    )
     reason: str | None = Field(default=None, description="reason: the last reason.")
     message: str | None = Field(default=None, description="message: the last message.")
     progress: str | None = Field(default=None, description="progress: done/total.")

@@ -648,6 +648,8 @@ class _Reconciler:
             return
         if self.status.reason == "Suspended":
             self.status.reason, self.status.message = None, None
+            if self.status.start_time is not None:
+                self.status.phase = Phase.RUNNING  # resumed, even with nothing to create
 
         slots = self.spec.parallelism - sum(len(t.live) for t in self.tasks.values())
         position = {name: i for i, name in enumerate(self.order)}
@@ -851,7 +853,11 @@ class _Reconciler:
             return phase
         if not task.ready:
             return Phase.BLOCKED
-        if task.live or task.status.next_index or task.is_done:
+        if task.live:
+            return Phase.RUNNING
+        if self.spec.suspend:
+            return Phase.PENDING  # held, as the WorkJob is once none of its units runs
+        if task.status.next_index or task.is_done:
             return Phase.RUNNING
         return Phase.PENDING
 
