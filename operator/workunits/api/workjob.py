@@ -338,6 +338,20 @@ class WorkJobStatus(Model):
     completion_time: str | None = Field(
         default=None, description="completionTime: when it finished."
     )
+    held_since: str | None = Field(
+        default=None,
+        description=(
+            "heldSince: since when spec.suspend holds the started WorkJob with none of its "
+            "units running; unset otherwise."
+        ),
+    )
+    held_seconds: int = Field(
+        default=0,
+        description=(
+            "heldSeconds: the time, in seconds, it was held so before heldSince: the ETA "
+            "leaves it out, so it follows the pace while units run."
+        ),
+    )
     rerun: int = Field(default=0, description="rerun: the spec.rerun last acted on.")
     conditions: list[Condition] = Field(
         default_factory=list, description="conditions: Succeeded, Failed, Running, Ready..."

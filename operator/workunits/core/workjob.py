@@ -811,6 +811,7 @@ class _Reconciler:
         self.status.progress = f"{done}/{c.total}"
         # A held WorkJob finishes when someone resumes it: no time can be promised.
         held = self.spec.suspend and not phase.finished
+        self.count_held(held and phase is Phase.PENDING and self.status.start_time is not None)
         self.status.eta = self.eta(done, c.total) if not (phase.finished or held) else None
         self.status.observed_generation = self.job.metadata.generation
         self.status.conditions = self.conditions(phase)
@@ -861,11 +862,21 @@ class _Reconciler:
             return Phase.RUNNING
         return Phase.PENDING
 
+    def count_held(self, held: bool) -> None:
+        """Keep the time spent suspended with nothing running, which the ETA leaves out."""
+        since = parse_time(self.status.held_since)
+        if held and since is None:
+            self.status.held_since = self.stamp
+        elif not held and since is not None:
+            self.status.held_seconds += max(0, int((self.now - since).total_seconds()))
+            self.status.held_since = None
+
     def eta(self, done: int, total: int) -> str | None:
+        """From the pace so far, counting only the time the WorkJob was not held."""
         start = parse_time(self.status.start_time)
         if start is None or done == 0 or done >= total:
             return None
-        elapsed = (self.now - start).total_seconds()
+        elapsed = (self.now - start).total_seconds() - self.status.held_seconds
         if elapsed <= 0:
             return None
         remaining = (total - done) * elapsed / done
