@@ -278,3 +278,19 @@ def test_a_unit_name_taken_by_something_else_fails_the_workjob_clearly(ns: str) 
     status = workjob_phase("taken", ns, ("Failed",), timeout=60)["status"]
     assert status["reason"] == "UnitNameConflict"
     assert "taken-fan-0" in status["message"]
+
+
+def test_a_generator_of_two_kinds_is_refused_naming_it(ns: str) -> None:
+    template = {"spec": {"image": "busybox"}}
+    body = workjob(
+        "two-kinds",
+        [
+            {"name": "a", "generator": {"range": {"end": 2}}, "template": template},
+            {"name": "b", "generator": {"items": [1], "range": {"end": 2}}, "template": template},
+        ],
+    )
+    result = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert "spec.tasks[1].generator: " in result.stderr, result.stderr
+    assert "spec.tasks[0]" not in result.stderr, result.stderr
+    assert get("workjob", "two-kinds", ns) is None

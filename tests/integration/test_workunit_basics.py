@@ -123,6 +123,22 @@ def test_shorthand_fields_beside_a_template_are_refused(ns: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "given",
+    [{"configMap": "a", "secret": "b"}, {"mountPath": "/in"}],
+    ids=["two-sources", "no-source"],
+)
+def test_an_input_that_is_not_one_source_is_refused_naming_it(
+    ns: str, given: dict[str, str]
+) -> None:
+    body = workunit("inputs", {"inputs": [{"configMap": "ok"}, given]})
+    result = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert "spec.inputs[1]: " in result.stderr, result.stderr
+    assert "set exactly one of configMap, secret" in result.stderr, result.stderr
+    assert get("workunit", "inputs", ns) is None
+
+
+@pytest.mark.parametrize(
     ("resource", "value", "stored"),
     [("cpu", 0.5, "500m"), ("cpu", "500m", "500m"), ("cpu", 1, "1"), ("memory", "1Gi", "1Gi")],
     ids=["half", "milli", "one", "gi"],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
+from typing import Any
 
-from workunits.api.workjob import Generator, WorkJobSpec
-from workunits.api.workunit import WorkUnitSpec, WorkUnitStatus
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from workunits.api.common import validation_message
+from workunits.api.workjob import Generator, WorkJob, WorkJobSpec
+from workunits.api.workunit import WorkUnit, WorkUnitSpec, WorkUnitStatus
 from workunits.core import quantity
 
 
@@ -72,9 +75,9 @@ def test_workjob_needs_a_task() -> None:
 def test_an_input_is_exactly_one_source() -> None:
     from workunits.api.workunit import InputSource
 
-    with pytest.raises(ValidationError, match="exactly one of configMap or secret"):
+    with pytest.raises(ValidationError, match="set exactly one of configMap, secret"):
         InputSource.model_validate({"configMap": "a", "secret": "b"})
-    with pytest.raises(ValidationError, match="exactly one of configMap or secret"):
+    with pytest.raises(ValidationError, match="set exactly one of configMap, secret"):
         InputSource.model_validate({})
 
 
@@ -125,3 +128,45 @@ def test_a_clone_is_equal_and_shares_nothing() -> None:
     clone.history[0].job_name = "u-2"
     clone.conditions.append(clone.conditions[0])
     assert status.history[0].job_name == "u-1" and len(status.conditions) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "message"),
+    [
+        pytest.param(
+            WorkUnit,
+            {"spec": {"image": "x", "inputs": [{"configMap": "a", "secret": "b"}]}},
+            "spec.inputs[0]: set exactly one of configMap, secret",
+            id="input-with-two-sources",
+        ),
+        pytest.param(
+            WorkJob,
+            {
+                "spec": {
+                    "tasks": [
+                        {"name": "a", "template": {"spec": {"image": "x"}}},
+                        {
+                            "name": "b",
+                            "generator": {"items": [1], "range": {"end": 3}},
+                            "template": {"spec": {"image": "x"}},
+                        },
+                    ]
+                }
+            },
+            "spec.tasks[1].generator: set exactly one of items, range, chunks, configMap, fromTask",
+            id="generator-with-two-kinds",
+        ),
+        pytest.param(
+            WorkUnit,
+            {"spec": {"image": "x", "retry": {"maxAttempts": 0}}},
+            "spec.retry.maxAttempts: Input should be greater than or equal to 1",
+            id="below-minimum",
+        ),
+    ],
+)
+def test_the_operator_names_the_field_it_refuses(
+    model: type[BaseModel], body: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate(body)
+    assert validation_message(refused.value) == message

@@ -140,3 +140,31 @@ def test_describe_shows_a_cancelled_workjobs_units_never_created_as_not_run() ->
     assert "succeeded 1 · cancelled 2 · not run 7" in text
     (task_row,) = [line for line in text.splitlines() if line.startswith("  t ")]
     assert "3/10" in task_row.split()
+
+
+def attempts_shown(obj: dict[str, Any]) -> str:
+    out = io.StringIO()
+    describe_unit(obj, [], out)
+    (line,) = [line for line in out.getvalue().splitlines() if line.startswith("Attempts:")]
+    return line.split(":", 1)[1].strip()
+
+
+def test_describe_says_how_many_attempts_the_policy_ignored() -> None:
+    # maxAttempts 1, two failures the policy ignored, the third attempt running.
+    ignored = [attempt(1, "Ignore"), attempt(2, "Ignore")]
+    obj = failed_unit([*ignored, {"attempt": 3, "outcome": "Running"}], phase="Running")
+    obj["spec"]["retry"]["maxAttempts"] = 1
+    obj["status"]["failedAttempts"] = 0
+    assert attempts_shown(obj) == "3 (1 counted of at most 1; 2 ignored)"
+
+
+def test_describe_counts_an_ignored_failure_that_ended_the_unit() -> None:
+    # The last failure was ignored, but the deadline left no room for another attempt.
+    history = [attempt(1, "Retry"), attempt(2, "Fail", actionReason="PastDeadline")]
+    obj = failed_unit(history, failedAttempts=1)
+    assert attempts_shown(obj) == "2 (1 counted of at most 2; 1 ignored)"
+
+
+def test_describe_shows_the_plain_budget_when_nothing_was_ignored() -> None:
+    obj = failed_unit([attempt(1, "Retry"), attempt(2, "Fail", actionReason="NoAttemptsLeft")])
+    assert attempts_shown(obj) == "2 (at most 2)"

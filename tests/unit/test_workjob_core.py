@@ -658,6 +658,51 @@ def test_a_suspended_workjob_says_so_and_promises_no_eta() -> None:
     assert sim.job.status.reason is None and sim.job.status.eta is not None
 
 
+def test_the_eta_after_a_resume_leaves_out_the_time_it_was_held() -> None:
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 6}}}], parallelism=2))
+    sim.step()  # t=1: two units start
+    sim.finish()
+    sim.step(10)  # t=11: 2 of 6 done in 10s
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.finish()
+    sim.step()  # t=12: 4 of 6 done in 11s, nothing runs: held from here
+    assert sim.job.status.phase is Phase.PENDING
+    sim.step(3600)  # t=3612: still held
+    sim.job = sim.job.model_copy(
+        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
+    )
+    sim.step(1)  # t=3613: resumed after 3601s held; 11s of running for 4 units
+    assert sim.job.status.held_seconds == 3601 and sim.job.status.held_since is None
+    assert sim.job.status.eta == format_time(at(3613 + 6)), "2 left at 4 per 11s: 6s"
+
+
+def test_a_suspended_workjobs_tasks_run_only_while_their_units_do() -> None:
+    tasks = [
+        {"name": "a", "generator": {"range": {"end": 4}}, "parallelism": 1},
+        {"name": "b", "generator": {"range": {"end": 4}}, "parallelism": 1},
+    ]
+    sim = Sim(workjob(tasks, parallelism=2))
+    sim.step()
+    sim.finish(1)  # a's unit ends, b's goes on
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.step()
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert sim.job.status.phase is Phase.RUNNING
+    assert phases == {"a": Phase.PENDING, "b": Phase.RUNNING}
+    sim.finish()
+    sim.step()
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert sim.job.status.phase is Phase.PENDING
+    assert phases == {"a": Phase.PENDING, "b": Phase.PENDING}, "none runs while it is held"
+    sim.job = sim.job.model_copy(
+        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
+    )
+    sim.step()
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert sim.job.status.phase is Phase.RUNNING
+    assert phases == {"a": Phase.RUNNING, "b": Phase.RUNNING}
+
+
 def test_ttl_after_finished() -> None:
     sim = Sim(workjob([{"name": "t"}], ttlSecondsAfterFinished=60))
     done = sim.run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 # The grammar Kubernetes accepts for a resource quantity ("500m", "1Gi", "0.5", "1e3"),
@@ -123,3 +123,25 @@ class ObjectMeta(Model):
     deletion_timestamp: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """A field's path in the object, written as the API server writes it:
+    ``spec.tasks[0].generator``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first thing wrong with an object, for its status: the field, then why."""
+    first = exc.errors()[0]
+    why = str(first.get("msg"))
+    if first.get("type") == "value_error":
+        why = why.removeprefix("Value error, ")  # our validators' own words
+    where = field_path(tuple(first.get("loc", ())))
+    return f"{where}: {why}" if where else why

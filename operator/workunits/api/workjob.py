@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_snake
 
 from workunits.api.common import DNS_LABEL, Condition, Model, ObjectMeta
 from workunits.api.workunit import Phase, WorkUnitSpec
@@ -88,24 +89,19 @@ class Generator(Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Generator:
-        given = [
-            k
-            for k in ("items", "range", "chunks", "config_map", "from_task")
-            if getattr(self, k) is not None
-        ]
+        given = [k for k in _SOURCES if getattr(self, to_snake(k)) is not None]
         if len(given) != 1:
-            raise ValueError(
-                "generator: exactly one of items, range, chunks, configMap, "
-                f"fromTask must be set (got {len(given)})"
-            )
+            raise ValueError(_ONE_GENERATOR)
         return self
 
 
-# Structural schemas allow ``required`` inside oneOf: exactly one source is set.
-_ONE_GENERATOR: list[Any] = [
-    {"required": [key]} for key in ("items", "range", "chunks", "configMap", "fromTask")
-]
-Generator.model_config["json_schema_extra"] = {"oneOf": _ONE_GENERATOR}
+# The sources are optional fields that exclude each other, so "exactly one" is one
+# property: the API server then names the generator, where a oneOf names no field. (A
+# CEL rule could say more, but it cannot see ``items``: a list of any JSON has no CEL
+# type.)
+_SOURCES = ("items", "range", "chunks", "configMap", "fromTask")
+_ONE_GENERATOR = "set exactly one of " + ", ".join(_SOURCES)
+Generator.model_config["json_schema_extra"] = {"minProperties": 1, "maxProperties": 1}
 
 
 class AggregateOp(StrEnum):
@@ -315,7 +311,16 @@ class UnitFailure(Model):
 class WorkJobStatus(Model):
     """What the operator knows of the WorkJob; small at any number of units."""
 
-    phase: Phase | None = Field(default=None, description="phase: where the WorkJob is.")
+    phase: Phase | None = Field(
+        default=None,
+        description=(
+            "phase: where the WorkJob is. Pending before its first unit, and while "
+            "spec.suspend holds it with none of its units running; Running while units "
+            "run, suspended or not (reason Suspended: units already started go on, no "
+            "new one starts); then Succeeded, Failed or Cancelled. A task's phase "
+            "follows the same rule."
+        ),
+    )
     reason: str | None = Field(default=None, description="reason: the last reason.")
     message: str | None = Field(default=None, description="message: the last message.")
     progress: str | None = Field(default=None, description="progress: done/total.")
@@ -332,6 +337,20 @@ class WorkJobStatus(Model):
     start_time: str | None = Field(default=None, description="startTime: the first unit.")
     completion_time: str | None = Field(
         default=None, description="completionTime: when it finished."
+    )
+    held_since: str | None = Field(
+        default=None,
+        description=(
+            "heldSince: since when spec.suspend holds the started WorkJob with none of its "
+            "units running; unset otherwise."
+        ),
+    )
+    held_seconds: int = Field(
+        default=0,
+        description=(
+            "heldSeconds: the time, in seconds, it was held so before heldSince: the ETA "
+            "leaves it out, so it follows the pace while units run."
+        ),
     )
     rerun: int = Field(default=0, description="rerun: the spec.rerun last acted on.")
     conditions: list[Condition] = Field(

@@ -209,7 +209,7 @@ class InputSource(Model):
     @model_validator(mode="after")
     def _exactly_one(self) -> InputSource:
         if (self.config_map is None) == (self.secret is None):
-            raise ValueError("an input is exactly one of configMap or secret")
+            raise ValueError(_ONE_INPUT["message"])
         return self
 
     @property
@@ -221,9 +221,13 @@ class InputSource(Model):
         return self.mount_path or f"{INPUTS_DIR}/{self.name}"
 
 
-InputSource.model_config["json_schema_extra"] = {
-    "oneOf": [{"required": ["configMap"]}, {"required": ["secret"]}]
+# A CEL rule rather than oneOf: the API server then names the input and says what is
+# wrong, where a oneOf only says that it matched none, or two, of its alternatives.
+_ONE_INPUT: dict[str, JsonValue] = {
+    "rule": "has(self.configMap) != has(self.secret)",
+    "message": "set exactly one of configMap, secret",
 }
+InputSource.model_config["json_schema_extra"] = {"x-kubernetes-validations": [_ONE_INPUT]}
 
 
 class WorkUnitSpec(Model):

@@ -229,13 +229,31 @@ def attempt_action(entry: dict[str, Any], status: dict[str, Any], limit: int) ->
     return action
 
 
+def attempts_line(status: dict[str, Any], limit: int) -> str:
+    """``3 (at most 5)``, or, when the policy ignored some failures, how many of the
+    attempts counted against maxAttempts: ``3 (1 counted of at most 1; 2 ignored)``.
+
+    Every attempt but the latest failed and was judged (a Fail ends the unit), and so
+    was the latest when it records an action; the judged failures not in
+    failedAttempts were ignored. Counted from the status, since the history is bounded.
+    """
+    attempts = int(status.get("attempts") or 0)
+    history = status.get("history") or []
+    latest = next((h for h in history if h.get("attempt") == attempts), None)
+    judged = attempts if latest is not None and latest.get("action") else attempts - 1
+    ignored = max(0, judged - int(status.get("failedAttempts") or 0))
+    if not ignored:
+        return f"{attempts} (at most {limit})"
+    return f"{attempts} ({attempts - ignored} counted of at most {limit}; {ignored} ignored)"
+
+
 def describe_unit(obj: dict[str, Any], events: list[dict[str, Any]], out: TextIO) -> None:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     owners = [f"{o['kind']}/{o['name']}" for o in meta.get("ownerReferences") or []]
     _header(out, obj, "WorkUnit", {"Owned by": ", ".join(owners)})
     retry = spec.get("retry") or {}
     limit = retry.get("maxAttempts", 3)
-    _field(out, "Attempts", f"{status.get('attempts') or 0} (at most {limit})")
+    _field(out, "Attempts", attempts_line(status, limit))
     _field(out, "Failed", status.get("failedAttempts"))
     _field(out, "Disruptions", status.get("disruptions"))
     flags = [k for k in ("suspend", "cancel") if spec.get(k)]

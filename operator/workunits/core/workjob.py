@@ -648,6 +648,8 @@ class _Reconciler:
             return
         if self.status.reason == "Suspended":
             self.status.reason, self.status.message = None, None
+            if self.status.start_time is not None:
+                self.status.phase = Phase.RUNNING  # resumed, even with nothing to create
 
         slots = self.spec.parallelism - sum(len(t.live) for t in self.tasks.values())
         position = {name: i for i, name in enumerate(self.order)}
@@ -809,6 +811,7 @@ class _Reconciler:
         self.status.progress = f"{done}/{c.total}"
         # A held WorkJob finishes when someone resumes it: no time can be promised.
         held = self.spec.suspend and not phase.finished
+        self.count_held(held and phase is Phase.PENDING and self.status.start_time is not None)
         self.status.eta = self.eta(done, c.total) if not (phase.finished or held) else None
         self.status.observed_generation = self.job.metadata.generation
         self.status.conditions = self.conditions(phase)
@@ -851,15 +854,29 @@ class _Reconciler:
             return phase
         if not task.ready:
             return Phase.BLOCKED
-        if task.live or task.status.next_index or task.is_done:
+        if task.live:
+            return Phase.RUNNING
+        if self.spec.suspend:
+            return Phase.PENDING  # held, as the WorkJob is once none of its units runs
+        if task.status.next_index or task.is_done:
             return Phase.RUNNING
         return Phase.PENDING
 
+    def count_held(self, held: bool) -> None:
+        """Keep the time spent suspended with nothing running, which the ETA leaves out."""
+        since = parse_time(self.status.held_since)
+        if held and since is None:
+            self.status.held_since = self.stamp
+        elif not held and since is not None:
+            self.status.held_seconds += max(0, int((self.now - since).total_seconds()))
+            self.status.held_since = None
+
     def eta(self, done: int, total: int) -> str | None:
+        """From the pace so far, counting only the time the WorkJob was not held."""
         start = parse_time(self.status.start_time)
         if start is None or done == 0 or done >= total:
             return None
-        elapsed = (self.now - start).total_seconds()
+        elapsed = (self.now - start).total_seconds() - self.status.held_seconds
         if elapsed <= 0:
             return None
         remaining = (total - done) * elapsed / done

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workunits.api.common import Condition
+from workunits.api.common import Condition, validation_message
 from workunits.api.workunit import Phase
 from workunits.core.conditions import phase_conditions
 from workunits.core.timefmt import format_time
@@ -107,9 +107,7 @@ async def refuse(
     ctx: Context, plural: str, key: ObjectKey, body: Mapping[str, Any], exc: ValidationError
 ) -> None:
     """A spec the schema let through but the models refuse: Failed, InvalidSpec, once."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    message = validation_message(exc)
     status = body.get("status") or {}
     if status.get("reason") == INVALID_SPEC and status.get("message") == message:
         return
