@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 from workunits.handlers.units import job_entry, unit_entry
@@ -144,3 +146,38 @@ def test_a_unit_without_status_is_new_and_goes_first() -> None:
     body = {"metadata": {"name": "u", "namespace": "ns", "uid": "u1", "generation": 1}}
     assert unit_entry(body).new
     assert not unit_entry({**body, "status": {"phase": "Running", "attempts": 1}}).new
+
+
+def test_changes_from_watch_threads_reach_the_loop_in_order_with_one_wake_up() -> None:
+    async def scenario() -> tuple[list[Any], int]:
+        store, seen = informer()
+        store._loop = asyncio.get_running_loop()
+        wake_ups = 0
+        take = store._take
+
+        def counted() -> None:
+            nonlocal wake_ups
+            wake_ups += 1
+            take()
+
+        store._take = counted  # type: ignore[method-assign]
+
+        def broken(*_: Any) -> None:
+            raise RuntimeError("a fault in one change")
+
+        def watch_thread() -> None:
+            store._post(store._replace, 0, {})
+            store._post(store._apply, 0, ("a", "j1"), {"unit": "u1", "state": "Active"})
+            store._post(broken)
+            store._post(store._apply, 0, ("a", "j1"), {"unit": "u1", "state": "Complete"})
+
+        thread = threading.Thread(target=watch_thread)
+        thread.start()
+        thread.join()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return [(kind, new["state"]) for kind, _, new, _ in seen.changes], wake_ups
+
+    changes, wake_ups = asyncio.run(scenario())
+    assert changes == [("ADDED", "Active"), ("MODIFIED", "Complete")]
+    assert wake_ups == 1

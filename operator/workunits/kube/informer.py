@@ -75,6 +75,10 @@ class Informer:
         self._versions: dict[int, str | None] = {}  # scope -> resourceVersion to resume from
         self._stopping = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Changes the watch threads hand to the event loop, in the order they came: one
+        # wake-up of the loop takes all that piled up meanwhile.
+        self._handed: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._handing = threading.Lock()
 
     # ---- reading, from the event loop -----------------------------------------------
 
@@ -200,10 +204,23 @@ class Informer:
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
         assert self._loop is not None
+        with self._handing:
+            self._handed.append((fn, args))
+            if len(self._handed) > 1:
+                return  # the loop is already called to take them
         try:
-            self._loop.call_soon_threadsafe(fn, *args)
+            self._loop.call_soon_threadsafe(self._take)
         except RuntimeError:  # the loop is closed: the operator is stopping
             self._stopping.set()
+
+    def _take(self) -> None:
+        with self._handing:
+            handed, self._handed = self._handed, []
+        for fn, args in handed:
+            try:
+                fn(*args)
+            except Exception:  # one change's fault must not lose the ones after it
+                log.exception("applying a change of %s failed", self.resource)
 
     # ---- applying, on the event loop -----------------------------------------------------
 
