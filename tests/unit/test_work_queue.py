@@ -7,7 +7,7 @@ import asyncio
 from workunits.handlers.queue import WorkQueue
 
 
-def _order(adds: list[tuple[str, int, bool]]) -> list[str]:
+def _order(adds: list[tuple[str, int, bool]], lead: int | None = None) -> list[str]:
     """The keys in the order one worker takes them, after ``adds`` (key, priority, first)."""
     taken: list[str] = []
 
@@ -15,7 +15,7 @@ def _order(adds: list[tuple[str, int, bool]]) -> list[str]:
         taken.append(key)
 
     async def main() -> None:
-        queue = WorkQueue(process, workers=1)
+        queue = WorkQueue(process, workers=1, lead=lead)
         for key, priority, first in adds:
             queue.add(key, priority, first=first)
         queue.start()
@@ -41,6 +41,12 @@ def test_a_new_object_goes_before_reports_of_its_priority_but_not_above_it() -> 
     adds = [("running", 0, False), ("new", 0, True), ("urgent", 1, False), ("low", -1, True)]
 
     assert _order(adds) == ["urgent", "new", "running", "low"]
+
+
+def test_new_objects_go_ahead_of_a_report_by_at_most_lead_places() -> None:
+    adds = [("report", 0, False)] + [(f"new{i}", 0, True) for i in range(5)]
+
+    assert _order(adds, lead=2) == ["new0", "new1", "report", "new2", "new3", "new4"]
 
 
 def test_a_key_is_queued_once() -> None:

@@ -3,8 +3,9 @@
 A key is queued at most once; a key is processed by one worker at a time (a key
 queued again while it is processed is processed once more afterwards); a key can be
 scheduled for a later time, keeping only the earliest wake-up. Higher priority keys
-are taken first; within a priority, keys added as ``first`` (a new object, whose work
-has not started) go before the others (reports of work under way).
+are taken first; within a priority, a key added as ``first`` (a new object, whose work
+has not started) goes ahead of the others (reports of work under way), by at most
+``lead`` places: a flood of new objects delays a report, but never indefinitely.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ Key = Hashable
 
 
 class WorkQueue:
-    def __init__(self, process: Callable[[Any], Awaitable[None]], workers: int) -> None:
+    def __init__(
+        self, process: Callable[[Any], Awaitable[None]], workers: int, lead: int | None = None
+    ) -> None:
         self.process = process
         self.workers = workers
-        self._queue: asyncio.PriorityQueue[tuple[int, int, int, Key]] = asyncio.PriorityQueue()
+        self.lead = 4 * workers if lead is None else lead
+        # (-priority, place, 0 for a new object, sequence, key)
+        self._queue: asyncio.PriorityQueue[tuple[int, int, int, int, Key]] = asyncio.PriorityQueue()
         self._queued: set[Key] = set()
         self._active: set[Key] = set()
         self._again: dict[Key, int] = {}
@@ -46,7 +51,9 @@ class WorkQueue:
         if key in self._queued:
             return
         self._queued.add(key)
-        self._queue.put_nowait((-priority, 0 if first else 1, next(self._seq), key))
+        seq = next(self._seq)
+        place = seq - self.lead if first else seq
+        self._queue.put_nowait((-priority, place, 0 if first else 1, seq, key))
 
     def add_at(self, key: Key, when: float, priority: int = 0) -> None:
         """Queue ``key`` at loop time ``when``, unless an earlier wake-up is set."""
@@ -85,7 +92,7 @@ class WorkQueue:
 
     async def _work(self) -> None:
         while True:
-            priority, _, _, key = await self._queue.get()
+            priority, _, _, _, key = await self._queue.get()
             self._queued.discard(key)
             self._active.add(key)
             try:
