@@ -525,6 +525,24 @@ def test_rerun_recreates_failed_units_and_keeps_results() -> None:
     assert [c.name for c in sim.created].count("wj-t-0") == 1, "succeeded units not re-run"
 
 
+def test_the_eta_of_a_rerun_leaves_out_the_time_the_workjob_sat_finished() -> None:
+    job = workjob(
+        [{"name": "t", "generator": {"range": {"end": 6}}}],
+        parallelism=6,
+        failurePolicy={"maxFailed": 2},
+    )
+    sim = Sim(job, fail_some(4, 5))
+    sim.step()  # t=1: six units start
+    sim.finish()
+    sim.step(10)  # t=11: 4 succeeded, 2 failed, within the budget
+    assert sim.job.status.phase is Phase.SUCCEEDED
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    sim.step(3600)  # t=3611: re-run an hour later
+    assert sim.job.status.phase is Phase.RUNNING
+    assert sim.job.status.held_seconds == 3600
+    assert sim.job.status.eta == format_time(at(3611 + 5)), "2 left at 4 per 10s: 5s"
+
+
 def test_rerun_of_a_failed_job_runs_cancelled_and_never_created_units() -> None:
     sim = Sim(
         workjob([{"name": "t", "generator": {"range": {"end": 5}}}], parallelism=3), fail_some(0)

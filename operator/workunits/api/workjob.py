@@ -348,8 +348,9 @@ class WorkJobStatus(Model):
     held_seconds: int = Field(
         default=0,
         description=(
-            "heldSeconds: the time, in seconds, it was held so before heldSince: the ETA "
-            "leaves it out, so it follows the pace while units run."
+            "heldSeconds: the seconds, before heldSince, that the started WorkJob did no "
+            "work: held with none of its units running, or finished before a re-run. The "
+            "ETA leaves them out, so it follows the pace while units run."
         ),
     )
     rerun: int = Field(default=0, description="rerun: the spec.rerun last acted on.")

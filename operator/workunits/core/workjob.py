@@ -449,6 +449,9 @@ class _Reconciler:
         if self.status.phase is Phase.SUCCEEDED and again == 0:
             return
         self.status.failures = []
+        ended = parse_time(self.status.completion_time)
+        if ended is not None:  # the time it sat finished is not time spent on the units
+            self.status.held_seconds += max(0, int((self.now - ended).total_seconds()))
         self.status.phase = Phase.RUNNING
         self.status.reason = "Rerun"
         self.status.message = f"re-run {wanted}: {again} failed or cancelled units run again"
