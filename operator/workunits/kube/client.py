@@ -95,20 +95,17 @@ class Kube:
             if body is not None:
                 headers["Content-Type"] = content_type
             api.update_params_for_auth(headers, None, ["BearerToken"], path, method, body)
-            response = api.rest_client.request(method, url, headers=headers, body=body)  # type: ignore[no-untyped-call]
+            rest = api.rest_client
+            response = rest.request(method, url, headers=headers, body=body)  # type: ignore[no-untyped-call]
             data: bytes = response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException.from_response(http_resp=response, body=None, data=None)
             return data
 
-        return await self._run(verb, resource, what, send)
-
-    async def _run(self, verb: str, resource: str, what: str, send: Any) -> Any:
-        loop = asyncio.get_running_loop()
         if verb != "get":
             self.writes[(verb, resource)] += 1
         try:
-            data = await loop.run_in_executor(self.pool, send)
+            data = await asyncio.get_running_loop().run_in_executor(self.pool, send)
         except ApiException as exc:
             self.errors[(verb, resource)] += 1
             raise classify(exc, what) from exc
