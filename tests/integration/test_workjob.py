@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from tests.kube import apply, get, items, kubectl, wait_for
+from tests.kube import Operator, apply, get, items, kubectl, running, wait_for
 
 
 def ts(text: str) -> datetime:
@@ -294,3 +294,45 @@ def test_a_generator_of_two_kinds_is_refused_naming_it(ns: str) -> None:
     assert "spec.tasks[1].generator: " in result.stderr, result.stderr
     assert "spec.tasks[0]" not in result.stderr, result.stderr
     assert get("workjob", "two-kinds", ns) is None
+
+
+def test_results_stored_before_a_restart_count_in_the_aggregate(solo_ns: str) -> None:
+    # Units finish on both sides of an operator restart; the results of those before it
+    # are in the results ConfigMap, and the sum and the count must include them.
+    slow = scripted(
+        annotations={
+            "sim.workunits.io/duration-ms": "1500",
+            "sim.workunits.io/message": '{"v": ${item}}',
+        }
+    )
+    tasks = [
+        {
+            "name": "s",
+            "generator": {"range": {"end": 40}},
+            "template": slow,
+            "aggregate": {"op": "sum", "field": "v"},
+        },
+        {
+            "name": "c",
+            "generator": {"range": {"end": 40}},
+            "template": slow,
+            "aggregate": {"op": "count"},
+        },
+    ]
+    first = Operator("--namespace", solo_ns, name="aggregate-a").start()
+    try:
+        apply(workjob("restarted", tasks, parallelism=10), solo_ns)
+
+        def some_done() -> int | None:
+            status = (get("workjob", "restarted", solo_ns) or {}).get("status") or {}
+            done = (status.get("counts") or {}).get("succeeded", 0)
+            return done if done >= 10 else None
+
+        wait_for("some units to succeed before the restart", some_done, timeout=60)
+    finally:
+        first.kill()
+    with running("--namespace", solo_ns, name="aggregate-b"):
+        status = workjob_phase("restarted", solo_ns, ("Succeeded", "Failed"), timeout=120)
+    results = {t["name"]: t.get("result") for t in status["status"]["tasks"]}
+    assert status["status"]["phase"] == "Succeeded"
+    assert results == {"s": sum(range(40)), "c": 40}

@@ -104,8 +104,9 @@ class Context:
     # Jobs we created that the Job watch has not shown yet: unit uid -> {name: body}.
     created_jobs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     missing_permission: set[str] = field(default_factory=set)
-    # ConfigMaps read for WorkJobs (inputs, results we wrote): (namespace, name) -> data.
-    config_maps: dict[ObjectKey, dict[str, str]] = field(default_factory=dict)
+    # ConfigMaps a WorkJob reads (inputs, results), as last read or written: the
+    # WorkJob's key -> {name: data}. Dropped when it finishes or goes.
+    config_maps: dict[ObjectKey, dict[str, dict[str, str]]] = field(default_factory=dict)
     # WorkJobs: (plural, key) -> (uid, generation, deleting) last queued for (spec
     # changes only); units keep theirs in the unit cache's entries.
     seen: dict[tuple[str, ObjectKey], tuple[Any, Any, bool]] = field(default_factory=dict)

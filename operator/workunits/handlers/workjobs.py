@@ -89,6 +89,7 @@ async def workjob_event(
         ctx.workjobs.forget(key)
         ctx.forget(PLURAL, key)
         ctx.seen.pop((PLURAL, key), None)
+        ctx.config_maps.pop(key, None)
         return
     seen = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
     if ctx.seen.get((PLURAL, key)) == seen:
@@ -97,21 +98,21 @@ async def workjob_event(
     ctx.workjobs.add(key)
 
 
-async def _children(ctx: Context, workjob: WorkJob) -> list[ChildUnit]:
+async def _children(ctx: Context, key: ObjectKey, workjob: WorkJob) -> list[ChildUnit]:
     assert ctx.unit_cache is not None
     found = [e.child for e in ctx.unit_cache.group(workjob.metadata.uid).values() if e.child]
     out = []
     for child in found:
         if child.result is _RESULT_IN_CONFIGMAP:
-            child = await _with_stored_result(ctx, workjob.metadata.namespace, child)
+            child = await _with_stored_result(ctx, key, child)
         out.append(child)
     return out
 
 
-async def _with_stored_result(ctx: Context, namespace: str, child: ChildUnit) -> ChildUnit:
-    unit = ctx.latest("workunits", (namespace, child.name)) or {}
+async def _with_stored_result(ctx: Context, key: ObjectKey, child: ChildUnit) -> ChildUnit:
+    unit = ctx.latest("workunits", (key[0], child.name)) or {}
     ref = (unit.get("status") or {}).get("resultRef") or {}
-    data = await _config_map(ctx, namespace, ref.get("configMap", ""))
+    data = await _config_map(ctx, key, ref.get("configMap", ""))
     text = (data or {}).get(ref.get("key", "result"))
     try:
         result = json.loads(text) if text is not None else None
@@ -120,19 +121,20 @@ async def _with_stored_result(ctx: Context, namespace: str, child: ChildUnit) ->
     return ChildUnit(**{**child.__dict__, "result": result})
 
 
-async def _config_map(ctx: Context, namespace: str, name: str) -> dict[str, str] | None:
-    """A ConfigMap's data, from the operator's cache or the API (None: it is missing)."""
-    key = (namespace, name)
-    if key in ctx.config_maps:
-        return ctx.config_maps[key]
+async def _config_map(ctx: Context, key: ObjectKey, name: str) -> dict[str, str] | None:
+    """A ConfigMap in the WorkJob's namespace, from what the operator last read or wrote
+    of it for this WorkJob, else from the API (None: it is missing)."""
+    known = ctx.config_maps.setdefault(key, {})
+    if name in known:
+        return known[name]
     try:
-        body = await ctx.kube.read_config_map(namespace, name)
+        body = await ctx.kube.read_config_map(key[0], name)
     except PermanentError as exc:
         if exc.status == 404:
             return None
         raise
     data: dict[str, str] = body.get("data") or {}
-    ctx.config_maps[key] = data
+    known[name] = data
     return data
 
 
@@ -150,17 +152,17 @@ async def reconcile_workjob(key: ObjectKey) -> None:
         return
 
     namespace = key[0]
-    children = await _children(ctx, workjob)
+    children = await _children(ctx, key, workjob)
     inputs: dict[str, Any] = {}
     for name in inputs_needed(workjob):
-        inputs[name] = await _config_map(ctx, namespace, name)
+        inputs[name] = await _config_map(ctx, key, name)
     now = datetime.now(UTC)
     decision = reconcile(workjob, children, inputs, now)
     for _ in range(3):
         if not decision.wanted:
             break
         for name in decision.wanted:
-            inputs[name] = await _config_map(ctx, namespace, name)
+            inputs[name] = await _config_map(ctx, key, name)
         decision = reconcile(workjob, children, inputs, now)
 
     owner = owner_reference("WorkJob", workjob.metadata.name, workjob.metadata.uid)
@@ -168,11 +170,12 @@ async def reconcile_workjob(key: ObjectKey) -> None:
     creates = [a for a in decision.actions if isinstance(a, CreateUnit)]
     for action in decision.actions:
         if isinstance(action, StoreResults):
-            await ctx.kube.merge_config_map(
+            # What the server holds after the merge: results stored before a restart
+            # included, which the merged data alone would leave out.
+            stored = await ctx.kube.merge_config_map(
                 namespace, action.config_map, action.data, owner, labels
             )
-            cached = ctx.config_maps.setdefault((namespace, action.config_map), {})
-            cached.update(action.data)
+            ctx.config_maps.setdefault(key, {})[action.config_map] = stored
         elif isinstance(action, CancelUnit):
             await _patch_unit(ctx, namespace, action.name, {"spec": {"cancel": True}})
         elif isinstance(action, DeleteUnit):
@@ -196,6 +199,8 @@ async def reconcile_workjob(key: ObjectKey) -> None:
     old = body.get("status") or {}
     events = [a for a in decision.actions if isinstance(a, Event)]
     await write_status(ctx, PLURAL, key, old, decision.status.dump(), events, logger)
+    if decision.status.phase is not None and Phase(decision.status.phase).finished:
+        ctx.config_maps.pop(key, None)  # a re-run reads them again
     wake(ctx.workjobs, key, decision.wake_at)
 
 

@@ -282,16 +282,15 @@ class Kube:
 
     # -- ConfigMaps --
 
-    async def put_config_map(
-        self,
+    @staticmethod
+    def _config_map_body(
         namespace: str,
         name: str,
         data: dict[str, str],
         owner: dict[str, Any],
         labels: dict[str, str],
-    ) -> None:
-        """Create or replace a ConfigMap owned by ``owner``."""
-        body = {
+    ) -> dict[str, Any]:
+        return {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -302,26 +301,44 @@ class Kube:
             },
             "data": data,
         }
+
+    async def _create_config_map(self, namespace: str, body: dict[str, Any]) -> dict[str, str]:
+        created = await self._request(
+            "create",
+            "configmaps",
+            f"create ConfigMap {namespace}/{body['metadata']['name']}",
+            "POST",
+            f"/api/v1/namespaces/{namespace}/configmaps",
+            body,
+        )
+        data: dict[str, str] = created.get("data") or {}
+        return data
+
+    async def put_config_map(
+        self,
+        namespace: str,
+        name: str,
+        data: dict[str, str],
+        owner: dict[str, Any],
+        labels: dict[str, str],
+    ) -> dict[str, str]:
+        """Create or replace a ConfigMap owned by ``owner``; its data as stored."""
+        body = self._config_map_body(namespace, name, data, owner, labels)
         try:
-            await self._request(
-                "create",
-                "configmaps",
-                f"create ConfigMap {namespace}/{name}",
-                "POST",
-                f"/api/v1/namespaces/{namespace}/configmaps",
-                body,
-            )
+            return await self._create_config_map(namespace, body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            await self._request(
-                "update",
-                "configmaps",
-                f"replace ConfigMap {namespace}/{name}",
-                "PUT",
-                f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
-                body,
-            )
+        replaced = await self._request(
+            "update",
+            "configmaps",
+            f"replace ConfigMap {namespace}/{name}",
+            "PUT",
+            f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
+            body,
+        )
+        stored: dict[str, str] = replaced.get("data") or {}
+        return stored
 
     async def merge_config_map(
         self,
@@ -330,10 +347,12 @@ class Kube:
         data: dict[str, str],
         owner: dict[str, Any],
         labels: dict[str, str],
-    ) -> None:
-        """Merge ``data`` into a ConfigMap owned by ``owner``, creating it when missing."""
-        try:
-            await self._request(
+    ) -> dict[str, str]:
+        """Merge ``data`` into a ConfigMap owned by ``owner``, creating it when missing.
+        Returns all its data as stored, the keys others wrote included."""
+
+        async def patch() -> dict[str, str]:
+            patched = await self._request(
                 "patch",
                 "configmaps",
                 f"patch ConfigMap {namespace}/{name}",
@@ -342,11 +361,21 @@ class Kube:
                 {"data": data},
                 content_type=MERGE_PATCH,
             )
-            return
+            stored: dict[str, str] = patched.get("data") or {}
+            return stored
+
+        try:
+            return await patch()
         except ApiError as exc:
             if exc.status != 404:
                 raise
-        await self.put_config_map(namespace, name, data, owner, labels)
+        body = self._config_map_body(namespace, name, data, owner, labels)
+        try:
+            return await self._create_config_map(namespace, body)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        return await patch()  # created meanwhile: merge into it, never replace it
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._request(
