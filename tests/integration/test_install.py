@@ -337,3 +337,58 @@ def test_operator_completes_a_unit_with_namespaced_rbac_only(
         if "403" in line or "forbidden" in line.lower() or "Not enough permissions" in line
     ]
     assert not refused, "the operator was refused something:\n" + "\n".join(refused[:10])
+
+
+def test_a_missing_permission_is_said_on_the_unit_and_work_goes_on_once_granted(
+    rbac_ns: str, tmp_path: pathlib.Path
+) -> None:
+    # The Role without ConfigMaps: a result too large for the status cannot be stored.
+    rbac = [d for d in overlay_docs(rbac_ns) if d["kind"] in RBAC_KINDS]
+    partial = json.loads(json.dumps(rbac))
+    for doc in partial:
+        if doc["kind"] == "Role":
+            doc["rules"] = [r for r in doc["rules"] if "configmaps" not in r["resources"]]
+    apply(yaml.safe_dump_all(partial), rbac_ns)
+    (account,) = [d["metadata"]["name"] for d in rbac if d["kind"] == "ServiceAccount"]
+    kubeconfig = service_account_kubeconfig(rbac_ns, account, tmp_path / "kubeconfig.json")
+    large = json.dumps({"text": "x" * 2000})
+    operator = Operator(
+        "--namespace", rbac_ns, name="rbac-forbidden", env={"KUBECONFIG": kubeconfig}
+    ).start()
+    try:
+        apply(
+            {
+                "apiVersion": "workunits.io/v1alpha1",
+                "kind": "WorkUnit",
+                "metadata": {"name": "large"},
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {"sim.workunits.io/message": large}},
+                        "spec": {"containers": [{"name": "work", "image": "busybox"}]},
+                    }
+                },
+            },
+            rbac_ns,
+        )
+
+        def stalled() -> dict[str, Any] | None:
+            unit = get("workunit", "large", rbac_ns) or {}
+            for condition in (unit.get("status") or {}).get("conditions") or []:
+                if condition["type"] == "Stalled" and condition["status"] == "True":
+                    return condition
+            return None
+
+        condition = wait_for("the unit to say it is stalled", stalled, timeout=60)
+        assert condition["reason"] == "Forbidden"
+        assert "configmaps" in condition["message"] and "403" in condition["message"]
+
+        apply(yaml.safe_dump_all(rbac), rbac_ns)  # granted again
+        unit = unit_phase("large", rbac_ns, ("Succeeded", "Failed"), timeout=90)
+    finally:
+        operator.stop()
+    status = unit["status"]
+    assert status["phase"] == "Succeeded" and status.get("resultRef"), status
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions["Stalled"] == "False"
+    log = operator.log.read_text(errors="replace")
+    assert log.count("missing permission") == 1, "said once in the log"

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import threading
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from workunits.handlers.units import job_entry, unit_entry
 from workunits.kube.informer import Informer, _lines
@@ -181,3 +185,19 @@ def test_changes_from_watch_threads_reach_the_loop_in_order_with_one_wake_up() -
     changes, wake_ups = asyncio.run(scenario())
     assert changes == [("ADDED", "Active"), ("MODIFIED", "Complete")]
     assert wake_ups == 1
+
+
+def test_a_refused_watch_is_logged_with_the_servers_reason(caplog: Any) -> None:
+    store, _ = informer()
+
+    def refused(**_: Any) -> None:
+        store.stop()  # one failure is enough
+        exc = ApiException(status=403, reason="Forbidden")
+        exc.body = json.dumps({"message": 'pods is forbidden: cannot list resource "pods"'})
+        raise exc
+
+    with caplog.at_level(logging.WARNING):
+        store._run(0, refused)
+    assert 'list and watch jobs: 403 Forbidden: pods is forbidden: cannot list resource "pods"' in (
+        caplog.text
+    )

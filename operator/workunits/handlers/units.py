@@ -35,7 +35,14 @@ from workunits.core.workjob import ChildUnit
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, Packed, pack
 from workunits.handlers.state import context
 from workunits.handlers.workjobs import child_unit
-from workunits.handlers.writes import failed_status, refuse, wake, write_status
+from workunits.handlers.writes import (
+    FORBIDDEN_RETRY_SECONDS,
+    failed_status,
+    forbidden,
+    refuse,
+    wake,
+    write_status,
+)
 from workunits.kube.client import JobConflict
 from workunits.kube.errors import ApiError, PermanentError, TemporaryError
 from workunits.kube.informer import Informer, Lister
@@ -424,8 +431,8 @@ async def reconcile_unit(key: ObjectKey) -> None:
                 break
             except PermanentError as exc:
                 if exc.status == 403:
-                    _report_permission(ctx, str(exc))
-                    _retry_later(ctx, key, 30)
+                    await forbidden(ctx, PLURAL, key, body, exc, logger)
+                    _retry_later(ctx, key, FORBIDDEN_RETRY_SECONDS)
                     return
                 new_status = failed_status(
                     old_status,
@@ -447,9 +454,16 @@ async def reconcile_unit(key: ObjectKey) -> None:
                 names.LABEL_UNIT_UID: unit.metadata.uid,
                 names.LABEL_MANAGED_BY: names.MANAGER,
             }
-            await ctx.kube.put_config_map(
-                key[0], ref.config_map, {ref.key: action.text}, owner, labels
-            )
+            try:
+                await ctx.kube.put_config_map(
+                    key[0], ref.config_map, {ref.key: action.text}, owner, labels
+                )
+            except PermanentError as exc:
+                if exc.status != 403:
+                    raise
+                await forbidden(ctx, PLURAL, key, body, exc, logger)
+                _retry_later(ctx, key, FORBIDDEN_RETRY_SECONDS)
+                return
         elif isinstance(action, DeleteUnit):
             await ctx.kube.delete_object(PLURAL, key[0], key[1], unit.metadata.uid)
             logger.info("deleted the unit (%s)", action.why)
@@ -485,12 +499,6 @@ def _job_created(
 def _retry_later(ctx: Context, key: ObjectKey, seconds: float) -> None:
     assert ctx.units is not None
     ctx.units.add_at(key, asyncio.get_running_loop().time() + seconds)
-
-
-def _report_permission(ctx: Context, message: str) -> None:
-    if message not in ctx.missing_permission:
-        ctx.missing_permission.add(message)
-        log.error("missing permission: %s", message)
 
 
 __all__ = ["ApiError", "TemporaryError", "reconcile_unit"]

@@ -28,13 +28,21 @@ from workunits.core.workjob import (
     CreateUnit,
     DeleteUnit,
     DeleteWorkJob,
+    JobDecision,
     StoreResults,
     inputs_needed,
     reconcile,
 )
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger, pack, version_of
 from workunits.handlers.state import context
-from workunits.handlers.writes import failed_status, refuse, wake, write_status
+from workunits.handlers.writes import (
+    FORBIDDEN_RETRY_SECONDS,
+    failed_status,
+    forbidden,
+    refuse,
+    wake,
+    write_status,
+)
 from workunits.kube.errors import ApiError, PermanentError
 from workunits.kube.jobs import owner_reference
 
@@ -151,7 +159,28 @@ async def reconcile_workjob(key: ObjectKey) -> None:
         await refuse(ctx, PLURAL, key, body, exc)
         return
 
-    namespace = key[0]
+    try:
+        decision = await _decide(ctx, key, workjob)
+        if not await _act(ctx, key, body, workjob, decision, logger):
+            return
+    except PermanentError as exc:
+        if exc.status != 403:
+            raise
+        await forbidden(ctx, PLURAL, key, body, exc, logger)
+        assert ctx.workjobs is not None
+        ctx.workjobs.add_at(key, asyncio.get_running_loop().time() + FORBIDDEN_RETRY_SECONDS)
+        return
+
+    old = body.get("status") or {}
+    events = [a for a in decision.actions if isinstance(a, Event)]
+    await write_status(ctx, PLURAL, key, old, decision.status.dump(), events, logger)
+    if decision.status.phase is not None and Phase(decision.status.phase).finished:
+        ctx.config_maps.pop(key, None)  # a re-run reads them again
+    wake(ctx.workjobs, key, decision.wake_at)
+
+
+async def _decide(ctx: Context, key: ObjectKey, workjob: WorkJob) -> JobDecision:
+    """The core's decision, with the ConfigMaps it reads loaded first."""
     children = await _children(ctx, key, workjob)
     inputs: dict[str, Any] = {}
     for name in inputs_needed(workjob):
@@ -164,7 +193,20 @@ async def reconcile_workjob(key: ObjectKey) -> None:
         for name in decision.wanted:
             inputs[name] = await _config_map(ctx, key, name)
         decision = reconcile(workjob, children, inputs, now)
+    return decision
 
+
+async def _act(
+    ctx: Context,
+    key: ObjectKey,
+    body: Mapping[str, Any],
+    workjob: WorkJob,
+    decision: JobDecision,
+    logger: ObjectLogger,
+) -> bool:
+    """Carry out the decision's actions; False when the WorkJob needs nothing more now
+    (it was failed or deleted)."""
+    namespace = key[0]
     owner = owner_reference("WorkJob", workjob.metadata.name, workjob.metadata.uid)
     labels = {names.LABEL_WORKJOB_UID: workjob.metadata.uid, names.LABEL_MANAGED_BY: names.MANAGER}
     creates = [a for a in decision.actions if isinstance(a, CreateUnit)]
@@ -184,24 +226,21 @@ async def reconcile_workjob(key: ObjectKey) -> None:
         elif isinstance(action, DeleteWorkJob):
             await ctx.kube.delete_object(PLURAL, namespace, key[1], workjob.metadata.uid)
             logger.info("deleted the WorkJob (%s)", action.why)
-            return
+            return False
     if creates:
         try:
             await _create_units(ctx, namespace, owner, creates)
         except UnitConflict as exc:
             await _fail(ctx, key, body, "UnitNameConflict", str(exc), logger)
-            return
+            return False
         except PermanentError as exc:  # the API server refused a unit: the template's fault
+            if exc.status == 403:
+                raise
             await _fail(ctx, key, body, "InvalidSpec", f"a unit was refused: {exc}", logger)
-            return
+            return False
         logger.info("created %d units", len(creates))
 
-    old = body.get("status") or {}
-    events = [a for a in decision.actions if isinstance(a, Event)]
-    await write_status(ctx, PLURAL, key, old, decision.status.dump(), events, logger)
-    if decision.status.phase is not None and Phase(decision.status.phase).finished:
-        ctx.config_maps.pop(key, None)  # a re-run reads them again
-    wake(ctx.workjobs, key, decision.wake_at)
+    return True
 
 
 class UnitConflict(Exception):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from workunits.api.common import Condition, validation_message
 from workunits.api.workunit import Phase
-from workunits.core.conditions import phase_conditions
+from workunits.core.conditions import phase_conditions, set_condition
 from workunits.core.timefmt import format_time
 from workunits.core.unit import INVALID_SPEC, Event
 from workunits.handlers.context import Context, ObjectKey, ObjectLogger
@@ -116,3 +116,38 @@ async def refuse(
     stored = await ctx.kube.patch_status(plural, key[0], key[1], status_patch(status, new))
     ctx.remember(plural, key, stored)
     log.warning("%s/%s: invalid spec: %s", key[0], key[1], message)
+
+
+FORBIDDEN_RETRY_SECONDS = 30
+
+
+async def forbidden(
+    ctx: Context,
+    plural: str,
+    key: ObjectKey,
+    body: Mapping[str, Any],
+    exc: PermanentError,
+    logger: ObjectLogger,
+) -> None:
+    """The operator lacks a permission it needs for this object: say so on the object
+    (a Stalled condition naming the request, and a Warning Event), once in the log, and
+    try again later. The phase is left as it is; the next write that goes through
+    clears the condition."""
+    message = str(exc)[:512]
+    if message not in ctx.missing_permission:
+        ctx.missing_permission.add(message)
+        log.error("missing permission: %s", message)
+    old = body.get("status") or {}
+    conditions = [Condition.model_validate(c) for c in old.get("conditions") or []]
+    stamp = format_time(datetime.now(UTC))
+    generation = (body.get("metadata") or {}).get("generation")
+    conditions = set_condition(
+        conditions, "Stalled", "True", "Forbidden", message, stamp, generation
+    )
+    new = {**old, "conditions": [c.dump() for c in conditions]}
+    try:
+        await write_status(
+            ctx, plural, key, old, new, [Event("Warning", "Forbidden", message)], logger
+        )
+    except PermanentError as again:  # not even the status may be written: the log says it
+        logger.debug("status not written: %s", again)

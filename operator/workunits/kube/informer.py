@@ -26,6 +26,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from workunits.kube.errors import classify
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
@@ -121,13 +123,9 @@ class Informer:
             except Gone:
                 self._versions[scope] = None
             except ApiException as exc:
-                log.warning(
-                    "watching %s failed (%s %s); listing again in %.0fs",
-                    self.resource,
-                    exc.status,
-                    exc.reason,
-                    delay,
-                )
+                # The API server's own sentence: for a 403 it names the verb and scope.
+                why = classify(exc, f"list and watch {self.resource}")
+                log.warning("%s; listing again in %.0fs", why, delay)
                 self._versions[scope] = None
                 self._stopping.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
