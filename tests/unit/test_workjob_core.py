@@ -622,6 +622,24 @@ def test_units_the_workjob_cancelled_itself_are_not_listed_as_failures() -> None
     assert [e for e in of(d, Event) if e.reason == "UnitFailed"] == []
 
 
+def test_a_task_that_finished_clean_is_succeeded_when_another_fails_the_workjob() -> None:
+    tasks = [
+        {"name": "a", "generator": {"range": {"end": 3}}},
+        {"name": "b", "generator": {"range": {"end": 3}}},
+    ]
+
+    def b_fails(task: str, index: int, rerun: int) -> Outcome:
+        return (Phase.FAILED, None) if task == "b" else (Phase.SUCCEEDED, {"i": index})
+
+    sim = Sim(workjob(tasks, parallelism=6), b_fails)
+    sim.step()
+    sim.finish()  # a's units and b's end at once: one reconcile sees both
+    sim.step()
+    assert sim.job.status.phase is Phase.FAILED
+    phases = {t.name: t.phase for t in sim.job.status.tasks}
+    assert phases == {"a": Phase.SUCCEEDED, "b": Phase.FAILED}
+
+
 def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10}}}], parallelism=3))
     sim.step()

@@ -850,7 +850,9 @@ class _Reconciler:
         return counts
 
     def task_phase(self, task: _Task, phase: Phase) -> Phase:
-        if task.is_done and task.status.aggregated:
+        # Every unit of the task ended, and the task will not be aggregated first: a
+        # WorkJob that ended for another task's sake leaves a clean task Succeeded.
+        if task.is_done and (task.status.aggregated or phase.finished):
             failed_here = phase is Phase.FAILED and task.failures
             return Phase.FAILED if failed_here else Phase.SUCCEEDED
         if phase in (Phase.FAILED, Phase.CANCELLED):
