@@ -638,6 +638,16 @@ def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
     assert sim.job.status.eta is None
 
 
+def test_an_eta_past_any_date_is_left_out() -> None:
+    # One unit done in 12 days, a million to go: 30,000 years away, past the calendar.
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10**6}}}], parallelism=1))
+    sim.step()
+    sim.finish()
+    sim.step(12 * 86400)
+    assert sim.job.status.counts.succeeded == 1 and sim.job.status.progress == "1/1000000"
+    assert sim.job.status.eta is None
+
+
 def test_suspend_holds_new_units_and_resume_goes_on() -> None:
     job = workjob([{"name": "t", "generator": {"range": {"end": 4}}}], parallelism=2, suspend=True)
     sim = Sim(job)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_snake
 
-from workunits.api.common import DNS_LABEL, Condition, Model, ObjectMeta
+from workunits.api.common import DNS_LABEL, MAX_SECONDS, Condition, Model, ObjectMeta
 from workunits.api.workunit import Phase, WorkUnitSpec
 
 
@@ -204,7 +204,10 @@ class WorkJobSpec(Model):
     suspend: bool = Field(default=False, description="suspend: true holds new units.")
     cancel: bool = Field(default=False, description="cancel: true cancels every unit.")
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="ttlSecondsAfterFinished: delete it this long after."
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="ttlSecondsAfterFinished: delete it this long after.",
     )
 
 

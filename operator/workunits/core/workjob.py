@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from workunits.api.common import MAX_SECONDS
 from workunits.api.workjob import (
     ConfigMapRef,
     Generator,
@@ -883,6 +884,8 @@ class _Reconciler:
         if elapsed <= 0:
             return None
         remaining = (total - done) * elapsed / done
+        if remaining > MAX_SECONDS:
+            return None  # a slow start over many units: no date worth showing (or adding)
         return format_time(self.now + timedelta(seconds=math.ceil(remaining)))
 
     def conditions(self, phase: Phase) -> list[Any]:
