@@ -564,6 +564,40 @@ def test_rerun_of_a_failed_job_runs_cancelled_and_never_created_units() -> None:
     ]
 
 
+def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 6}}}], parallelism=3))
+    sim.step()
+    sim.finish(1)
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": True})})
+    sim.step()
+    sim.finish()  # the two running units end Cancelled
+    sim.step()
+    assert sim.job.status.phase is Phase.CANCELLED and sim.task("t").cancelled == [[1, 3]]
+
+    # Raised with spec.cancel still true: nothing is deleted or created, and it says why.
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    d = sim.step()
+    assert of(d, DeleteUnit) == [] and creates(d) == []
+    assert sim.job.status.phase is Phase.CANCELLED and sim.job.status.rerun == 0
+    assert sim.job.status.message == "re-run 1 waits: clear spec.cancel to re-run"
+    assert [(e.reason, e.message) for e in of(d, Event)] == [("RerunHeld", sim.job.status.message)]
+    assert sim.task("t").cancelled == [[1, 3]]
+    assert of(sim.step(), Event) == [], "said once"
+
+    # Cleared: the pending re-run runs the cancelled units and those never created.
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": False})})
+    done = sim.run()
+    assert done.status.phase is Phase.SUCCEEDED and done.status.rerun == 1
+    assert done.status.counts.succeeded == 6 and done.status.counts.not_run == 0
+    assert sorted(c.name for c in sim.created[3:]) == [
+        "wj-t-1-r1",
+        "wj-t-2-r1",
+        "wj-t-3",
+        "wj-t-4",
+        "wj-t-5",
+    ]
+
+
 def test_rerun_while_running_waits_for_the_end() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 2}}}]))
     sim.step()

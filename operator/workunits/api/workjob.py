@@ -199,7 +199,10 @@ class WorkJobSpec(Model):
     rerun: int = Field(
         default=0,
         ge=0,
-        description="rerun: raise it to re-run the failed units of a finished WorkJob.",
+        description=(
+            "rerun: raise it to run the failed, cancelled and never-run units of a finished "
+            "WorkJob again. It waits while spec.cancel is true."
+        ),
     )
     suspend: bool = Field(default=False, description="suspend: true holds new units.")
     cancel: bool = Field(default=False, description="cancel: true cancels every unit.")

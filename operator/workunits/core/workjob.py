@@ -428,9 +428,18 @@ class _Reconciler:
 
     def maybe_rerun(self) -> None:
         """spec.rerun raised on a finished WorkJob: its failed and cancelled units run
-        again under new names; what succeeded stays as it is."""
+        again under new names, and those it never created run for the first time; what
+        succeeded stays as it is. While spec.cancel is true the re-run waits: it would
+        be cancelled as it started, its units lost."""
         wanted = self.spec.rerun
         if wanted <= self.status.rerun or not self.finished():
+            return
+        nothing = not any(t.failed or t.cancelled for t in self.tasks.values())
+        if self.spec.cancel and not (self.status.phase is Phase.SUCCEEDED and nothing):
+            message = f"re-run {wanted} waits: clear spec.cancel to re-run"
+            if self.status.message != message:
+                self.status.message = message
+                self.event("Warning", "RerunHeld", message)
             return
         self.status.rerun = wanted
         again = 0
