@@ -390,6 +390,25 @@ def test_an_aggregate_error_fails_only_that_aggregate() -> None:
     assert "AggregateFailed" in [e.reason for e in sim.events]
 
 
+def test_an_aggregate_json_cannot_hold_fails_with_a_message_not_silently() -> None:
+    job = workjob(
+        [
+            {
+                "name": "t",
+                "generator": {"items": [{"v": 1e308}, {"v": 1e308}]},
+                "aggregate": {"op": "sum", "field": "v"},
+            }
+        ]
+    )
+    sim = Sim(job, lambda task, i, r: (Phase.SUCCEEDED, {"v": 1e308}))
+    sim.run()
+    state = sim.task("t")
+    assert state.aggregated and state.result is None and state.result_ref is None
+    assert state.message is not None and state.message.startswith(
+        "aggregate failed: sum: the result is inf"
+    )
+
+
 def test_a_large_aggregate_goes_to_config_maps_in_parts() -> None:
     job = workjob(
         [{"name": "t", "generator": {"range": {"end": 30}}, "aggregate": {"op": "collect"}}],
