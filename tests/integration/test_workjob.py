@@ -294,3 +294,20 @@ def test_a_generator_of_two_kinds_is_refused_naming_it(ns: str) -> None:
     assert "spec.tasks[1].generator: " in result.stderr, result.stderr
     assert "spec.tasks[0]" not in result.stderr, result.stderr
     assert get("workjob", "two-kinds", ns) is None
+
+
+def test_an_aggregate_the_status_cannot_hold_fails_the_workjob(ns: str) -> None:
+    # inf would be dropped from the status without a word: a failure, named, instead.
+    task = {
+        "name": "huge",
+        "generator": {"range": {"end": 2}},
+        "template": scripted(annotations={"sim.workunits.io/message": '{"v": 1e308}'}),
+        "aggregate": {"op": "sum", "field": "v"},
+    }
+    apply(workjob("huge", [task], parallelism=2), ns)
+    status = workjob_phase("huge", ns, ("Failed", "Succeeded"))["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "AggregateFailed"), status
+    assert status["message"].startswith("task huge: aggregate failed: sum: the result is inf")
+    (state,) = status["tasks"]
+    assert state["phase"] == "Failed" and "result" not in state
+    assert state["counts"]["succeeded"] == 2, "the units keep their outcomes"

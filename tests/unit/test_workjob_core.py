@@ -371,7 +371,7 @@ def test_etl_extract_fan_out_over_its_result_then_load() -> None:
     assert done.status.counts.total == 5
 
 
-def test_an_aggregate_error_fails_only_that_aggregate() -> None:
+def test_a_failed_aggregate_fails_the_workjob_not_its_units() -> None:
     job = workjob(
         [
             {
@@ -384,10 +384,40 @@ def test_an_aggregate_error_fails_only_that_aggregate() -> None:
     )
     sim = Sim(job, lambda task, i, r: (Phase.SUCCEEDED, {"i": i} if task == "t" else "text"))
     done = sim.run()
-    assert done.status.phase is Phase.SUCCEEDED
-    assert sim.task("t").result == 1
+    status = done.status
+    assert (status.phase, status.reason) == (Phase.FAILED, "AggregateFailed")
+    assert status.message == (
+        "task u: aggregate failed: sum: the result of unit 0 is a string, not a number"
+    )
+    assert cond(done, "Failed") == "True" and cond(done, "Succeeded") == "False"
+    assert (status.counts.succeeded, status.counts.failed, status.progress) == (3, 0, "3/3")
+    assert sim.task("t").result == 1 and sim.task("t").phase is Phase.SUCCEEDED
+    assert sim.task("u").phase is Phase.FAILED and sim.task("u").result is None
     assert "aggregate failed: sum: the result of unit 0 is a string" in sim.task("u").message
-    assert "AggregateFailed" in [e.reason for e in sim.events]
+    assert [e.reason for e in sim.events if e.reason != "Started"] == [
+        "TaskSucceeded",
+        "AggregateFailed",
+        "AggregateFailed",
+    ], "the task's failure when it happens, then the WorkJob's end; u never succeeded"
+
+
+def test_a_rerun_puts_a_failed_aggregate_together_again() -> None:
+    task = {"name": "t", "generator": {"range": {"end": 2}}, "aggregate": {"op": "mean"}}
+    sim = Sim(workjob([task]), lambda task, i, r: (Phase.SUCCEEDED, {"i": i}))
+    assert sim.run().status.reason == "AggregateFailed", "mean of objects"
+
+    # Fixed in the spec, then re-run: no unit runs again, the aggregate is recomputed.
+    fixed = {
+        **task,
+        "template": {"spec": {"image": "busybox"}},
+        "aggregate": {"op": "mean", "field": "i"},
+    }
+    spec = workjob([fixed]).spec.model_copy(update={"rerun": 1})
+    sim.job = sim.job.model_copy(update={"spec": spec})
+    done = sim.run()
+    assert (done.status.phase, done.status.reason) == (Phase.SUCCEEDED, "Succeeded")
+    assert sim.task("t").result == 0.5 and sim.task("t").message is None
+    assert len(sim.created) == 2
 
 
 def test_an_aggregate_json_cannot_hold_fails_with_a_message_not_silently() -> None:

@@ -258,7 +258,13 @@ class TaskStatus(Model):
     """One task's state, kept small: counts, index ranges, the aggregate or its reference."""
 
     name: str = Field(description="name: the task's name.")
-    phase: Phase | None = Field(default=None, description="phase: where the task is.")
+    phase: Phase | None = Field(
+        default=None,
+        description=(
+            "phase: where the task is. Failed when its aggregate failed, even with every "
+            "unit succeeded."
+        ),
+    )
     message: str | None = Field(
         default=None, description="message: why it waits, or why its aggregate failed."
     )

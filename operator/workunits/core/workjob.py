@@ -97,6 +97,15 @@ INPUT_RETRY = timedelta(seconds=30)  # a missing ConfigMap is looked for again a
 INVALID_SPEC = "InvalidSpec"
 INVALID_INPUT = "InvalidInput"
 FAILURE_BUDGET = "FailureBudgetExceeded"
+AGGREGATE_FAILED = "AggregateFailed"
+
+# How a task's message begins when its aggregate failed: the mark the status keeps.
+AGGREGATE_FAILURE = "aggregate failed: "
+
+
+def aggregate_failed(status: TaskStatus) -> bool:
+    """The task's aggregate was computed and failed (its message says why)."""
+    return status.aggregated and (status.message or "").startswith(AGGREGATE_FAILURE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +216,7 @@ def inputs_needed(workjob: WorkJob) -> set[str]:
     needed: set[str] = set()
     for task in workjob.spec.tasks:
         state = status.get(task.name) or TaskStatus(name=task.name)
-        if state.phase is Phase.SUCCEEDED and state.aggregated:
+        if state.aggregated and (state.phase is Phase.SUCCEEDED or aggregate_failed(state)):
             continue
         generator = task.generator
         if generator is not None and generator.config_map is not None:
@@ -451,7 +460,8 @@ class _Reconciler:
             task.failed, task.cancelled = IndexSet(), IndexSet()
             task.status.rerun_next = 0
             again += len(task.rerun)
-            if task.rerun:
+            # A failed aggregate is put together again: its spec may have been fixed.
+            if task.rerun or aggregate_failed(task.status):
                 task.status.aggregated = False
                 task.status.result = None
                 task.status.result_ref = None
@@ -629,7 +639,7 @@ class _Reconciler:
             task = self.tasks[name]
             if task.is_done and not task.status.aggregated:
                 self.aggregate(task)
-            if task.is_done and not task.was_done:
+            if task.is_done and not task.was_done and not aggregate_failed(task.status):
                 task.was_done = True
                 self.event(
                     "Normal",
@@ -638,6 +648,14 @@ class _Reconciler:
                 )
 
         if all(t.is_done and t.status.aggregated for t in self.tasks.values()):
+            # Every unit has run, whatever the aggregates: their outcomes stand, but the
+            # WorkJob did not deliver what it was asked for.
+            broken = [t for t in self.tasks.values() if aggregate_failed(t.status)]
+            if broken:
+                more = f" (and {len(broken) - 1} more tasks)" if len(broken) > 1 else ""
+                message = f"task {broken[0].name}{more}: {broken[0].status.message}"
+                self.finish(Phase.FAILED, AGGREGATE_FAILED, message)
+                return
             failed = sum(t.failures for t in self.tasks.values())
             total = sum(t.total or 0 for t in self.tasks.values())
             message = f"all {total} units succeeded"
@@ -755,7 +773,7 @@ class _Reconciler:
         try:
             value = aggregate(spec, [r for _, r in results], [i for i, _ in results])
         except AggregateError as error:
-            task.status.message = _trim(f"aggregate failed: {error}")
+            task.status.message = _trim(f"{AGGREGATE_FAILURE}{error}")
             self.event("Warning", "AggregateFailed", f"task {task.name}: {error}")
             return
 
@@ -861,6 +879,8 @@ class _Reconciler:
 
     def task_phase(self, task: _Task, phase: Phase) -> Phase:
         if task.is_done and task.status.aggregated:
+            if aggregate_failed(task.status):
+                return Phase.FAILED  # its units may all have succeeded: its result did not
             failed_here = phase is Phase.FAILED and task.failures
             return Phase.FAILED if failed_here else Phase.SUCCEEDED
         if phase in (Phase.FAILED, Phase.CANCELLED):
