@@ -65,6 +65,13 @@ class Settings:
         ):
             if value < least:
                 found.append(f"{flag} ({env}) must be at least {least}, not {value}")
+        # Both are added to dates and clocks: an hour is far past any sensible value.
+        for flag, env, value, most in (
+            ("--running-delay", "WORKUNITS_RUNNING_DELAY", self.running_delay, 3600),
+            ("--lease-duration", "WORKUNITS_LEASE_DURATION", self.lease_duration, 3600),
+        ):
+            if not value <= most:  # not <=, so that nan is refused too
+                found.append(f"{flag} ({env}) must be at most {most}, not {value}")
         for flag, env, port in (
             ("--metrics-port", "WORKUNITS_METRICS_PORT", self.metrics_port),
             ("--health-port", "WORKUNITS_HEALTH_PORT", self.health_port),

@@ -63,6 +63,24 @@ def test_rerun_reruns_only_the_failed_units(ns: str) -> None:
     assert kept_jobs <= {j["metadata"]["name"] for j in items("jobs", ns)}
 
 
+def test_rerun_of_a_cancelled_workjob_clears_cancel_and_runs_it(ns: str) -> None:
+    apply(fan("halted", set(), 3, parallelism=3, cancel=True), ns)
+    workjob_phase("halted", ns, ("Cancelled",))
+
+    result = cli("rerun", "halted", "-n", ns)
+    assert result.returncode == 0, result.stderr
+    assert "re-run 1 (spec.cancel cleared): 3 " in result.stdout, result.stdout
+    spec = (get("workjob", "halted", ns) or {})["spec"]
+    assert (spec["rerun"], spec["cancel"]) == (1, False)
+
+    def rerun_done() -> dict[str, Any] | None:
+        status = (get("workjob", "halted", ns) or {}).get("status") or {}
+        return status if status.get("rerun") == 1 and status.get("phase") == "Succeeded" else None
+
+    status = wait_for("the re-run to succeed", rerun_done, timeout=90)
+    assert status["counts"]["succeeded"] == 3 and status["counts"]["notRun"] == 0
+
+
 def test_suspend_holds_new_units_and_resume_releases_them(ns: str) -> None:
     apply(fan("paused", set(), 6, parallelism=2, suspend=True), ns)
     wait_for("the WorkJob to be seen", lambda: (get("workjob", "paused", ns) or {}).get("status"))

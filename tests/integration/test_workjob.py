@@ -336,3 +336,20 @@ def test_results_stored_before_a_restart_count_in_the_aggregate(solo_ns: str) ->
     results = {t["name"]: t.get("result") for t in status["status"]["tasks"]}
     assert status["status"]["phase"] == "Succeeded"
     assert results == {"s": sum(range(40)), "c": 40}
+
+
+def test_an_aggregate_the_status_cannot_hold_fails_the_workjob(ns: str) -> None:
+    # inf would be dropped from the status without a word: a failure, named, instead.
+    task = {
+        "name": "huge",
+        "generator": {"range": {"end": 2}},
+        "template": scripted(annotations={"sim.workunits.io/message": '{"v": 1e308}'}),
+        "aggregate": {"op": "sum", "field": "v"},
+    }
+    apply(workjob("huge", [task], parallelism=2), ns)
+    status = workjob_phase("huge", ns, ("Failed", "Succeeded"))["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", "AggregateFailed"), status
+    assert status["message"].startswith("task huge: aggregate failed: sum: the result is inf")
+    (state,) = status["tasks"]
+    assert state["phase"] == "Failed" and "result" not in state
+    assert state["counts"]["succeeded"] == 2, "the units keep their outcomes"

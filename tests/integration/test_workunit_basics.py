@@ -101,6 +101,39 @@ def test_wrong_types_are_refused_at_apply_naming_the_field(
     assert get("workunit", "bad", ns) is None
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("deadlineSeconds", 10**12),
+        ("startTimeoutSeconds", 9999999999999999),
+        ("attemptTimeoutSeconds", 10**12),
+        ("ttlSecondsAfterFinished", 10**12),
+    ],
+    ids=["deadline", "start-timeout", "attempt-timeout", "ttl"],
+)
+def test_a_duration_past_ten_years_is_refused_at_apply_naming_it(
+    ns: str, field: str, value: int
+) -> None:
+    # It would pass, then fail every reconcile of the unit in date arithmetic.
+    body = workunit("forever", {field: value})
+    result = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert f"spec.{field}" in result.stderr, result.stderr
+    assert get("workunit", "forever", ns) is None
+
+    task = {"name": "t", "template": {"spec": {"image": "busybox", field: value}}}
+    job = {
+        "apiVersion": "workunits.io/v1alpha1",
+        "kind": "WorkJob",
+        "metadata": {"name": "forever"},
+        "spec": {"tasks": [task]},
+    }
+    result = kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(job), check=False)
+    assert result.returncode != 0
+    assert f"spec.tasks[0].template.spec.{field}" in result.stderr, result.stderr
+    assert get("workjob", "forever", ns) is None
+
+
 def test_a_spec_with_nothing_to_run_is_refused(ns: str) -> None:
     body = {
         "apiVersion": "workunits.io/v1alpha1",

@@ -111,3 +111,26 @@ def test_errors_name_the_unit(op: str, field: str | None, results: list[Any], me
 def test_without_indices_errors_name_the_position() -> None:
     with pytest.raises(AggregateError, match="sum: result 1 is a string"):
         aggregate(agg("sum"), [1, "x"])
+
+
+UNSTORABLE = [
+    ("sum past a float", "sum", [1e308, 1e308], "sum: the result is inf, beyond what a JSON"),
+    ("sum to minus inf", "sum", [-1e308, -1e308], "sum: the result is -inf"),
+    ("mean past a float", "mean", [1e308, 1e308], "mean: the result is inf"),
+    ("sum of inf and -inf", "sum", [1e308, 1e308, -1e308, -1e308, float("-inf")], "is nan"),
+    ("sum of huge ints", "sum", [10**308, 10**308], "sum: the result is an integer of 309 digits"),
+    ("collect of a nan", "collect", [1, {"a": [float("nan")]}], "collect: the result is nan"),
+    ("merge of an inf", "merge", [{"a": float("inf")}], "merge: the result is inf"),
+]
+
+
+@pytest.mark.parametrize(
+    ("op", "results", "message"), [c[1:] for c in UNSTORABLE], ids=[c[0] for c in UNSTORABLE]
+)
+def test_a_result_json_cannot_hold_fails_the_aggregate(
+    op: str, results: list[Any], message: str
+) -> None:
+    # The API server drops such a number from the status: it must fail, not vanish.
+    with pytest.raises(AggregateError) as raised:
+        aggregate(agg(op), results)
+    assert message in str(raised.value)

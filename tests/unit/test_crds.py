@@ -110,3 +110,17 @@ def test_crds_parse_as_yaml() -> None:
     for path in (ROOT / "crds").glob("*.yaml"):
         doc = yaml.safe_load(path.read_text())
         assert doc["kind"] == "CustomResourceDefinition"
+
+
+@pytest.mark.parametrize("name", sorted(all_crds()))
+def test_every_duration_in_a_spec_has_a_maximum(name: str) -> None:
+    # The API server then refuses a time too large to add to a date, naming the field.
+    schema = all_crds()[name]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    durations = [
+        (path, node)
+        for path, node in _walk(schema["properties"]["spec"], ".spec")
+        if path.endswith("Seconds") or path.endswith("SecondsAfterFinished")
+    ]
+    assert len(durations) >= 4, durations
+    for path, node in durations:
+        assert node.get("maximum") is not None, f"{path} has no maximum"

@@ -170,3 +170,36 @@ def test_the_operator_names_the_field_it_refuses(
     with pytest.raises(ValidationError) as refused:
         model.model_validate(body)
     assert validation_message(refused.value) == message
+
+
+DURATIONS = [
+    "attemptTimeoutSeconds",
+    "deadlineSeconds",
+    "startTimeoutSeconds",
+    "ttlSecondsAfterFinished",
+]
+
+
+@pytest.mark.parametrize("value", [10**12, 9999999999999999], ids=["1e12", "16-nines"])
+@pytest.mark.parametrize("field", DURATIONS)
+def test_a_duration_past_ten_years_is_refused_naming_it(field: str, value: int) -> None:
+    # Such a value once passed, then broke every reconcile of its unit in date arithmetic.
+    with pytest.raises(ValidationError) as caught:
+        WorkUnit.model_validate({"spec": {"image": "x", field: value}})
+    assert validation_message(caught.value).startswith(f"spec.{field}: "), caught.value
+    WorkUnitSpec.model_validate({"image": "x", field: 10 * 365 * 24 * 3600})
+
+
+@pytest.mark.parametrize("field", DURATIONS)
+def test_a_task_templates_duration_past_ten_years_is_refused_naming_it(field: str) -> None:
+    task = {"name": "t", "template": {"spec": {"image": "x", field: 10**12}}}
+    with pytest.raises(ValidationError) as caught:
+        WorkJob.model_validate({"spec": {"tasks": [task]}})
+    where = f"spec.tasks[0].template.spec.{field}: "
+    assert validation_message(caught.value).startswith(where), caught.value
+
+
+def test_a_workjobs_ttl_past_ten_years_is_refused() -> None:
+    spec = {"tasks": [{"name": "t", "template": {"spec": {"image": "x"}}}]}
+    with pytest.raises(ValidationError, match="ttlSecondsAfterFinished"):
+        WorkJobSpec.model_validate({**spec, "ttlSecondsAfterFinished": 10**12})

@@ -53,6 +53,17 @@ def test_settings_that_cannot_work_are_named() -> None:
     assert Settings(workers=1, metrics_port=0, health_port=0).problems() == []
 
 
+@pytest.mark.parametrize("value", [1e12, float("inf"), float("nan")], ids=["1e12", "inf", "nan"])
+def test_delays_too_long_to_add_to_a_clock_are_named(value: float) -> None:
+    from workunits.settings import Settings
+
+    problems = Settings(running_delay=value, lease_duration=value).problems()
+    assert problems == [
+        f"--running-delay (WORKUNITS_RUNNING_DELAY) must be at most 3600, not {value}",
+        f"--lease-duration (WORKUNITS_LEASE_DURATION) must be at most 3600, not {value}",
+    ]
+
+
 def test_the_operator_refuses_to_start_with_them(capsys: pytest.CaptureFixture[str]) -> None:
     from workunits.cli.main import main
 

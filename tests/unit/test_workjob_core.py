@@ -371,7 +371,7 @@ def test_etl_extract_fan_out_over_its_result_then_load() -> None:
     assert done.status.counts.total == 5
 
 
-def test_an_aggregate_error_fails_only_that_aggregate() -> None:
+def test_a_failed_aggregate_fails_the_workjob_not_its_units() -> None:
     job = workjob(
         [
             {
@@ -384,10 +384,59 @@ def test_an_aggregate_error_fails_only_that_aggregate() -> None:
     )
     sim = Sim(job, lambda task, i, r: (Phase.SUCCEEDED, {"i": i} if task == "t" else "text"))
     done = sim.run()
-    assert done.status.phase is Phase.SUCCEEDED
-    assert sim.task("t").result == 1
+    status = done.status
+    assert (status.phase, status.reason) == (Phase.FAILED, "AggregateFailed")
+    assert status.message == (
+        "task u: aggregate failed: sum: the result of unit 0 is a string, not a number"
+    )
+    assert cond(done, "Failed") == "True" and cond(done, "Succeeded") == "False"
+    assert (status.counts.succeeded, status.counts.failed, status.progress) == (3, 0, "3/3")
+    assert sim.task("t").result == 1 and sim.task("t").phase is Phase.SUCCEEDED
+    assert sim.task("u").phase is Phase.FAILED and sim.task("u").result is None
     assert "aggregate failed: sum: the result of unit 0 is a string" in sim.task("u").message
-    assert "AggregateFailed" in [e.reason for e in sim.events]
+    assert [e.reason for e in sim.events if e.reason != "Started"] == [
+        "TaskSucceeded",
+        "AggregateFailed",
+        "AggregateFailed",
+    ], "the task's failure when it happens, then the WorkJob's end; u never succeeded"
+
+
+def test_a_rerun_puts_a_failed_aggregate_together_again() -> None:
+    task = {"name": "t", "generator": {"range": {"end": 2}}, "aggregate": {"op": "mean"}}
+    sim = Sim(workjob([task]), lambda task, i, r: (Phase.SUCCEEDED, {"i": i}))
+    assert sim.run().status.reason == "AggregateFailed", "mean of objects"
+
+    # Fixed in the spec, then re-run: no unit runs again, the aggregate is recomputed.
+    fixed = {
+        **task,
+        "template": {"spec": {"image": "busybox"}},
+        "aggregate": {"op": "mean", "field": "i"},
+    }
+    spec = workjob([fixed]).spec.model_copy(update={"rerun": 1})
+    sim.job = sim.job.model_copy(update={"spec": spec})
+    done = sim.run()
+    assert (done.status.phase, done.status.reason) == (Phase.SUCCEEDED, "Succeeded")
+    assert sim.task("t").result == 0.5 and sim.task("t").message is None
+    assert len(sim.created) == 2
+
+
+def test_an_aggregate_json_cannot_hold_fails_with_a_message_not_silently() -> None:
+    job = workjob(
+        [
+            {
+                "name": "t",
+                "generator": {"items": [{"v": 1e308}, {"v": 1e308}]},
+                "aggregate": {"op": "sum", "field": "v"},
+            }
+        ]
+    )
+    sim = Sim(job, lambda task, i, r: (Phase.SUCCEEDED, {"v": 1e308}))
+    sim.run()
+    state = sim.task("t")
+    assert state.aggregated and state.result is None and state.result_ref is None
+    assert state.message is not None and state.message.startswith(
+        "aggregate failed: sum: the result is inf"
+    )
 
 
 def test_a_large_aggregate_goes_to_config_maps_in_parts() -> None:
@@ -564,6 +613,40 @@ def test_rerun_of_a_failed_job_runs_cancelled_and_never_created_units() -> None:
     ]
 
 
+def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 6}}}], parallelism=3))
+    sim.step()
+    sim.finish(1)
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": True})})
+    sim.step()
+    sim.finish()  # the two running units end Cancelled
+    sim.step()
+    assert sim.job.status.phase is Phase.CANCELLED and sim.task("t").cancelled == [[1, 3]]
+
+    # Raised with spec.cancel still true: nothing is deleted or created, and it says why.
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    d = sim.step()
+    assert of(d, DeleteUnit) == [] and creates(d) == []
+    assert sim.job.status.phase is Phase.CANCELLED and sim.job.status.rerun == 0
+    assert sim.job.status.message == "re-run 1 waits: clear spec.cancel to re-run"
+    assert [(e.reason, e.message) for e in of(d, Event)] == [("RerunHeld", sim.job.status.message)]
+    assert sim.task("t").cancelled == [[1, 3]]
+    assert of(sim.step(), Event) == [], "said once"
+
+    # Cleared: the pending re-run runs the cancelled units and those never created.
+    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": False})})
+    done = sim.run()
+    assert done.status.phase is Phase.SUCCEEDED and done.status.rerun == 1
+    assert done.status.counts.succeeded == 6 and done.status.counts.not_run == 0
+    assert sorted(c.name for c in sim.created[3:]) == [
+        "wj-t-1-r1",
+        "wj-t-2-r1",
+        "wj-t-3",
+        "wj-t-4",
+        "wj-t-5",
+    ]
+
+
 def test_rerun_while_running_waits_for_the_end() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 2}}}]))
     sim.step()
@@ -653,6 +736,16 @@ def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
     assert sim.job.status.progress == "3/10"
     (task,) = sim.job.status.tasks
     assert (task.counts.cancelled, task.counts.not_run) == (2, 7)
+    assert sim.job.status.eta is None
+
+
+def test_an_eta_past_any_date_is_left_out() -> None:
+    # One unit done in 12 days, a million to go: 30,000 years away, past the calendar.
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10**6}}}], parallelism=1))
+    sim.step()
+    sim.finish()
+    sim.step(12 * 86400)
+    assert sim.job.status.counts.succeeded == 1 and sim.job.status.progress == "1/1000000"
     assert sim.job.status.eta is None
 
 

@@ -42,6 +42,11 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
+# The longest time any duration field may say: ten years. Past it a time is no longer
+# a plan but a typo, and the operator's date arithmetic (capped at the year 9999) must
+# never see a value it cannot add to a date.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
 
 class Model(BaseModel):
     """Base of every resource model: camelCase JSON, unknown keys ignored on read."""

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_snake
 
-from workunits.api.common import DNS_LABEL, Condition, Model, ObjectMeta
+from workunits.api.common import DNS_LABEL, MAX_SECONDS, Condition, Model, ObjectMeta
 from workunits.api.workunit import Phase, WorkUnitSpec
 
 
@@ -199,12 +199,18 @@ class WorkJobSpec(Model):
     rerun: int = Field(
         default=0,
         ge=0,
-        description="rerun: raise it to re-run the failed units of a finished WorkJob.",
+        description=(
+            "rerun: raise it to run the failed, cancelled and never-run units of a finished "
+            "WorkJob again. It waits while spec.cancel is true."
+        ),
     )
     suspend: bool = Field(default=False, description="suspend: true holds new units.")
     cancel: bool = Field(default=False, description="cancel: true cancels every unit.")
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="ttlSecondsAfterFinished: delete it this long after."
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="ttlSecondsAfterFinished: delete it this long after.",
     )
 
 
@@ -252,7 +258,13 @@ class TaskStatus(Model):
     """One task's state, kept small: counts, index ranges, the aggregate or its reference."""
 
     name: str = Field(description="name: the task's name.")
-    phase: Phase | None = Field(default=None, description="phase: where the task is.")
+    phase: Phase | None = Field(
+        default=None,
+        description=(
+            "phase: where the task is. Failed when its aggregate failed, even with every "
+            "unit succeeded."
+        ),
+    )
     message: str | None = Field(
         default=None, description="message: why it waits, or why its aggregate failed."
     )

@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue, StringConstraints, model_validator
 from workunits.api.common import (
     DNS_SUBDOMAIN,
     ENV_NAME,
+    MAX_SECONDS,
     Condition,
     EnvVar,
     Model,
@@ -268,11 +269,13 @@ class WorkUnitSpec(Model):
     attempt_timeout_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_SECONDS,
         description="attemptTimeoutSeconds: an attempt running longer fails (DeadlineExceeded).",
     )
     deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_SECONDS,
         description=(
             "deadlineSeconds: the unit's overall time, from its creation. No attempt starts "
             "after it, and a running one is stopped at it."
@@ -281,6 +284,7 @@ class WorkUnitSpec(Model):
     start_timeout_seconds: int = Field(
         default=300,
         ge=1,
+        le=MAX_SECONDS,
         description=(
             "startTimeoutSeconds: an attempt whose pod has not started running by then fails "
             "with the pod's waiting reason (image pull, missing Secret...). Default 300."
@@ -310,6 +314,7 @@ class WorkUnitSpec(Model):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_SECONDS,
         description="ttlSecondsAfterFinished: delete the unit this long after it finished.",
     )
     service_account_name: str | None = Field(

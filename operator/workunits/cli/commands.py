@@ -198,15 +198,20 @@ def set_spec(cluster: Cluster, refs: Sequence[str], namespace: str, verb: str, o
 
 def rerun(cluster: Cluster, ref: str, namespace: str, out: TextIO) -> int:
     """Bump a WorkJob's spec.rerun: its failed and cancelled units run again, and those
-    never created because it ended first run for the first time."""
+    never created because it ended first run for the first time. A cancelled WorkJob is
+    un-cancelled in the same patch: the operator holds a re-run while spec.cancel is true."""
     obj = cluster.find(ref, namespace, (WORKJOB,))
     name = obj["metadata"]["name"]
+    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     counts = status.get("counts") or {}
     if status.get("phase") == "Succeeded" and not counts.get("failed"):
         out.write(f"workjob/{name} succeeded with no failed unit: nothing to re-run\n")
         return 0
-    number = int((obj.get("spec") or {}).get("rerun") or 0) + 1
+    number = int(spec.get("rerun") or 0) + 1
+    change: dict[str, Any] = {"rerun": number}
+    if spec.get("cancel"):
+        change["cancel"] = False
     # The resourceVersion makes two people's re-runs at once one re-run, not two.
     cluster.call(
         f"workjob/{name}",
@@ -218,12 +223,13 @@ def rerun(cluster: Cluster, ref: str, namespace: str, out: TextIO) -> int:
         name,
         {
             "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-            "spec": {"rerun": number},
+            "spec": change,
         },
     )
     again = sum(int(counts.get(k) or 0) for k in ("failed", "cancelled", "notRun"))
     what = "failed, cancelled or never-run units to run"
-    out.write(f"workjob/{name} re-run {number}: {again} {what}\n")
+    cleared = " (spec.cancel cleared)" if "cancel" in change else ""
+    out.write(f"workjob/{name} re-run {number}{cleared}: {again} {what}\n")
     return 0
 
 

@@ -227,7 +227,10 @@ def _work_commands(sub: Any) -> None:
     logs.set_defaults(func=_cmd_logs)
 
     rerun = sub.add_parser(
-        "rerun", parents=[common], help="run a WorkJob's failed and cancelled units again"
+        "rerun",
+        parents=[common],
+        help="run a WorkJob's failed, cancelled and never-run units again; a cancelled "
+        "WorkJob is un-cancelled (spec.cancel cleared) in the same patch",
     )
     rerun.add_argument("name", metavar="WORKJOB")
     rerun.set_defaults(func=_cmd_rerun)

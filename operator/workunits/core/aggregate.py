@@ -4,12 +4,15 @@ The input is the results of the task's succeeded units in index order. ``field``
 first picks a key of each result (``a.b`` for nesting). A null value (a unit that
 reported nothing) is kept by ``collect`` and skipped by every other operation, so
 ``count`` counts the values there are. A value of the wrong kind (a string in a sum,
-a list in a merge) raises AggregateError naming the unit's index: the caller fails
-that task's aggregate with the message, and nothing else.
+a list in a merge) raises AggregateError naming the unit's index, and so does a
+result no JSON number can hold (a sum past a float's range is inf, which the API server
+would drop from the status without a word): the caller fails that task's aggregate with
+the message, and nothing else.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,12 +73,44 @@ def _same_kind(values: list[tuple[str, Any]], op: str, kinds: tuple[type, ...]) 
     return first
 
 
+def _unstorable(value: Any) -> str | None:
+    """The first number in ``value`` that JSON cannot hold (inf, nan, an int past a
+    float's range), as text; None when there is none."""
+    if isinstance(value, list):
+        return next((bad for v in value if (bad := _unstorable(v)) is not None), None)
+    if isinstance(value, dict):
+        return next((bad for v in value.values() if (bad := _unstorable(v)) is not None), None)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return f"an integer of {len(str(abs(value)))} digits"
+    return None
+
+
 def aggregate(
     spec: Aggregate,
     results: Sequence[Any],
     indices: Sequence[int] | None = None,
 ) -> Any:
     """The task's aggregate. ``indices`` (the units' indices) only make messages exact."""
+    value = _aggregate(spec, results, indices)
+    bad = _unstorable(value)
+    if bad is not None:
+        raise AggregateError(
+            f"{AggregateOp(spec.op).value}: the result is {bad}, beyond what a JSON number "
+            "can hold: the values are too large to put together this way"
+        )
+    return value
+
+
+def _aggregate(
+    spec: Aggregate,
+    results: Sequence[Any],
+    indices: Sequence[int] | None,
+) -> Any:
     labels = [f"the result of unit {i}" for i in indices] if indices is not None else None
 
     def where(position: int) -> str:

@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
+from workunits.api.common import MAX_SECONDS
 from workunits.api.workjob import (
     ConfigMapRef,
     Generator,
@@ -96,6 +97,15 @@ INPUT_RETRY = timedelta(seconds=30)  # a missing ConfigMap is looked for again a
 INVALID_SPEC = "InvalidSpec"
 INVALID_INPUT = "InvalidInput"
 FAILURE_BUDGET = "FailureBudgetExceeded"
+AGGREGATE_FAILED = "AggregateFailed"
+
+# How a task's message begins when its aggregate failed: the mark the status keeps.
+AGGREGATE_FAILURE = "aggregate failed: "
+
+
+def aggregate_failed(status: TaskStatus) -> bool:
+    """The task's aggregate was computed and failed (its message says why)."""
+    return status.aggregated and (status.message or "").startswith(AGGREGATE_FAILURE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +216,7 @@ def inputs_needed(workjob: WorkJob) -> set[str]:
     needed: set[str] = set()
     for task in workjob.spec.tasks:
         state = status.get(task.name) or TaskStatus(name=task.name)
-        if state.phase is Phase.SUCCEEDED and state.aggregated:
+        if state.aggregated and (state.phase is Phase.SUCCEEDED or aggregate_failed(state)):
             continue
         generator = task.generator
         if generator is not None and generator.config_map is not None:
@@ -427,9 +437,18 @@ class _Reconciler:
 
     def maybe_rerun(self) -> None:
         """spec.rerun raised on a finished WorkJob: its failed and cancelled units run
-        again under new names; what succeeded stays as it is."""
+        again under new names, and those it never created run for the first time; what
+        succeeded stays as it is. While spec.cancel is true the re-run waits: it would
+        be cancelled as it started, its units lost."""
         wanted = self.spec.rerun
         if wanted <= self.status.rerun or not self.finished():
+            return
+        nothing = not any(t.failed or t.cancelled for t in self.tasks.values())
+        if self.spec.cancel and not (self.status.phase is Phase.SUCCEEDED and nothing):
+            message = f"re-run {wanted} waits: clear spec.cancel to re-run"
+            if self.status.message != message:
+                self.status.message = message
+                self.event("Warning", "RerunHeld", message)
             return
         self.status.rerun = wanted
         again = 0
@@ -441,7 +460,8 @@ class _Reconciler:
             task.failed, task.cancelled = IndexSet(), IndexSet()
             task.status.rerun_next = 0
             again += len(task.rerun)
-            if task.rerun:
+            # A failed aggregate is put together again: its spec may have been fixed.
+            if task.rerun or aggregate_failed(task.status):
                 task.status.aggregated = False
                 task.status.result = None
                 task.status.result_ref = None
@@ -619,7 +639,7 @@ class _Reconciler:
             task = self.tasks[name]
             if task.is_done and not task.status.aggregated:
                 self.aggregate(task)
-            if task.is_done and not task.was_done:
+            if task.is_done and not task.was_done and not aggregate_failed(task.status):
                 task.was_done = True
                 self.event(
                     "Normal",
@@ -628,6 +648,14 @@ class _Reconciler:
                 )
 
         if all(t.is_done and t.status.aggregated for t in self.tasks.values()):
+            # Every unit has run, whatever the aggregates: their outcomes stand, but the
+            # WorkJob did not deliver what it was asked for.
+            broken = [t for t in self.tasks.values() if aggregate_failed(t.status)]
+            if broken:
+                more = f" (and {len(broken) - 1} more tasks)" if len(broken) > 1 else ""
+                message = f"task {broken[0].name}{more}: {broken[0].status.message}"
+                self.finish(Phase.FAILED, AGGREGATE_FAILED, message)
+                return
             failed = sum(t.failures for t in self.tasks.values())
             total = sum(t.total or 0 for t in self.tasks.values())
             message = f"all {total} units succeeded"
@@ -745,7 +773,7 @@ class _Reconciler:
         try:
             value = aggregate(spec, [r for _, r in results], [i for i, _ in results])
         except AggregateError as error:
-            task.status.message = _trim(f"aggregate failed: {error}")
+            task.status.message = _trim(f"{AGGREGATE_FAILURE}{error}")
             self.event("Warning", "AggregateFailed", f"task {task.name}: {error}")
             return
 
@@ -853,6 +881,8 @@ class _Reconciler:
         # Every unit of the task ended, and the task will not be aggregated first: a
         # WorkJob that ended for another task's sake leaves a clean task Succeeded.
         if task.is_done and (task.status.aggregated or phase.finished):
+            if aggregate_failed(task.status):
+                return Phase.FAILED  # its units may all have succeeded: its result did not
             failed_here = phase is Phase.FAILED and task.failures
             return Phase.FAILED if failed_here else Phase.SUCCEEDED
         if phase in (Phase.FAILED, Phase.CANCELLED):
@@ -885,6 +915,8 @@ class _Reconciler:
         if elapsed <= 0:
             return None
         remaining = (total - done) * elapsed / done
+        if remaining > MAX_SECONDS:
+            return None  # a slow start over many units: no date worth showing (or adding)
         return format_time(self.now + timedelta(seconds=math.ceil(remaining)))
 
     def conditions(self, phase: Phase) -> list[Any]:
