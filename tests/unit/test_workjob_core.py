@@ -707,7 +707,7 @@ def test_units_the_workjob_cancelled_itself_are_not_listed_as_failures() -> None
 
 def test_a_task_that_finished_clean_is_succeeded_when_another_fails_the_workjob() -> None:
     tasks = [
-        {"name": "a", "generator": {"range": {"end": 3}}},
+        {"name": "a", "generator": {"range": {"end": 3}}, "aggregate": {"op": "count"}},
         {"name": "b", "generator": {"range": {"end": 3}}},
     ]
 
@@ -721,6 +721,7 @@ def test_a_task_that_finished_clean_is_succeeded_when_another_fails_the_workjob(
     assert sim.job.status.phase is Phase.FAILED
     phases = {t.name: t.phase for t in sim.job.status.tasks}
     assert phases == {"a": Phase.SUCCEEDED, "b": Phase.FAILED}
+    assert sim.task("a").result == 3
 
 
 def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:

@@ -422,6 +422,10 @@ class _Reconciler:
                 self.advance()
         except _Stop:
             pass
+        if self.finished():  # ended for another task's sake: a clean task gets its result
+            for task in self.tasks.values():
+                if task.is_done and not task.failures and not task.status.aggregated:
+                    self.aggregate(task)
         self.tidy()
         self.after_finish()
         self.summarise()
