@@ -16,7 +16,7 @@ from workunits.settings import Settings
 def _cmd_run(args: argparse.Namespace) -> int:
     from workunits.handlers.operator import run
 
-    settings = Settings()
+    settings, unreadable = Settings.from_environment()
     if args.namespace:
         settings.namespaces = [n for part in args.namespace for n in part.split(",") if n]
     if args.all_namespaces:
@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.events = False
     if args.leader_elect:
         settings.leader_elect = True
-    problems = settings.problems()
+    problems = unreadable + settings.problems()
     if problems:
         for problem in problems:
             sys.stderr.write(f"error: {problem}\n")
