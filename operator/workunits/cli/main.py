@@ -245,7 +245,13 @@ def _work_commands(sub: Any) -> None:
         "submit", parents=[common], help="create the objects of a manifest (and watch them)"
     )
     submit.add_argument("file", metavar="FILE", help="a YAML manifest, or - for stdin")
-    submit.add_argument("-w", "--watch", action="store_true", help="then watch it to its end")
+    submit.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="then follow every WorkJob and WorkUnit it created until all have ended: "
+        "exit 0 if all succeeded, 1 if not",
+    )
     _watch_flags(submit)
     submit.set_defaults(func=_cmd_submit)
 
