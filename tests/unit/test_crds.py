@@ -124,3 +124,24 @@ def test_every_duration_in_a_spec_has_a_maximum(name: str) -> None:
     assert len(durations) >= 4, durations
     for path, node in durations:
         assert node.get("maximum") is not None, f"{path} has no maximum"
+
+
+# Times that have already happened when they are set: kubectl shows a `date` column as the
+# age of its time, and a time to come as <invalid>.
+PAST_TIMES = {".metadata.creationTimestamp", ".status.startTime", ".status.completionTime"}
+
+
+@pytest.mark.parametrize("name", sorted(all_crds()))
+def test_only_past_times_are_shown_as_ages(name: str) -> None:
+    columns = all_crds()[name]["spec"]["versions"][0]["additionalPrinterColumns"]
+    for column in columns:
+        if column["type"] == "date":
+            assert column["jsonPath"] in PAST_TIMES, column["name"]
+
+
+def test_the_next_attempt_is_shown_as_its_time() -> None:
+    columns = all_crds()["workunits.io_workunits.yaml"]["spec"]["versions"][0][
+        "additionalPrinterColumns"
+    ]
+    (column,) = [c for c in columns if c["jsonPath"] == ".status.nextAttemptAt"]
+    assert column["type"] == "string"

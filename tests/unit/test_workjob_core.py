@@ -972,3 +972,21 @@ def test_status_of_20000_units_stays_small() -> None:
     assert len(state.result_ref.more or []) >= 3
     # Results travel in ConfigMaps, each well under the 1 MiB limit.
     assert all(len(json.dumps(d)) < 1024 * 1024 for d in sim.config_maps.data.values())
+
+
+def test_aggregates_take_only_succeeded_units_and_count_only_results() -> None:
+    # Unit 1 fails (within the budget); unit 3 succeeds without reporting a result.
+    def script(task: str, index: int, rerun: int) -> Outcome:
+        if index == 1:
+            return Phase.FAILED, None
+        return Phase.SUCCEEDED, None if index == 3 else {"i": index}
+
+    tasks = [
+        {"name": op, "generator": {"range": {"end": 5}}, "aggregate": {"op": op}}
+        for op in ("collect", "count")
+    ]
+    sim = Sim(workjob(tasks, failurePolicy={"maxFailed": 2}), script)
+    assert sim.run().status.phase is Phase.SUCCEEDED
+    # In index order, the failed unit left out, null for the one without a result.
+    assert sim.task("collect").result == [{"i": 0}, {"i": 2}, None, {"i": 4}]
+    assert sim.task("count").result == 3

@@ -137,7 +137,8 @@ def workunit_crd() -> dict[str, Any]:
         _column("Attempts", ".status.attempts", "integer"),
         _column("Reason", ".status.reason"),
         _column("Job", ".status.jobName", priority=1),
-        _column("Next-Attempt", ".status.nextAttemptAt", "date", priority=1),
+        # A time to come: as a date, kubectl would show its age, which is <invalid>.
+        _column("Next-Attempt", ".status.nextAttemptAt", priority=1),
         _column("Age", ".metadata.creationTimestamp", "date"),
     ]
     doc = WorkUnit.__doc__ or ""

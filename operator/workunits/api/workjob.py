@@ -120,7 +120,13 @@ class Aggregate(Model):
 
     op: AggregateOp = Field(
         default=AggregateOp.COLLECT,
-        description="op: collect (in index order), count, sum, min, max, mean, concat or merge.",
+        description=(
+            "op: collect, count, sum, min, max, mean, concat or merge, over the results of "
+            "the task's succeeded units (failed, cancelled and never-run units add nothing). "
+            "collect lists one entry per succeeded unit in index order, null for a unit "
+            "that reported no result; count counts the succeeded units whose result (or "
+            "field) is not null, not all units; the other ops skip null results."
+        ),
     )
     field: str | None = Field(
         default=None,

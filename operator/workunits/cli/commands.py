@@ -91,6 +91,58 @@ def follow(
     return 0 if snap.phase == "Succeeded" else 1
 
 
+def follow_all(
+    cluster: Cluster,
+    objects: Sequence[dict[str, Any]],
+    console: Console,
+    interval: float = 1.0,
+    timeout: float | None = None,
+) -> int:
+    """Follow every object until all have ended, printing each one's end as it comes;
+    0 when every one succeeded, else 1, as :func:`follow` for one."""
+    if len(objects) == 1:
+        return follow(cluster, objects[0], console, interval, timeout)
+    started = time.monotonic()
+    waiting = list(objects)
+    ended: dict[str, int] = {}
+    console.print(f"watching {len(objects)} objects until all have ended", highlight=False)
+    while True:
+        still = []
+        for obj in waiting:
+            snap = snapshot(obj)
+            if snap.finished:
+                console.print(summary(snap, _elapsed(obj)), highlight=False, soft_wrap=True)
+                ended[snap.phase] = ended.get(snap.phase, 0) + 1
+            else:
+                still.append(obj)
+        waiting = still
+        if not waiting:
+            break
+        if timeout is not None and time.monotonic() - started > timeout:
+            left = ", ".join(_label(o) for o in waiting[:5])
+            more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+            raise CliError(f"{left}{more} not ended after {timeout:g}s")
+        time.sleep(interval)
+        waiting = []
+        for obj in still:
+            kind = kind_of(obj["kind"])
+            try:
+                waiting.append(
+                    cluster.get(kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
+                )
+            except NotFound:
+                console.print(f"{_label(obj)} was deleted while watched", highlight=False)
+                ended["deleted"] = ended.get("deleted", 0) + 1
+    order = ("Succeeded", "Failed", "Cancelled", "deleted")
+    tally = ", ".join(f"{ended[p]} {p.lower()}" for p in order if ended.get(p))
+    console.print(f"{len(objects)} objects: {tally}", highlight=False)
+    return 0 if set(ended) == {"Succeeded"} else 1
+
+
+def _label(obj: dict[str, Any]) -> str:
+    return f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+
+
 def watch(
     cluster: Cluster,
     ref: str,
@@ -296,11 +348,7 @@ def submit(
         return 0
     if not ours:
         raise CliError(f"{path} holds no WorkJob or WorkUnit to watch", code=2)
-    # The WorkJob, when there is one: its units come with it.
-    target = next((o for o in ours if o["kind"] == "WorkJob"), ours[-1])
-    if len(ours) > 1:
-        console.print(f"watching {target['kind'].lower()}/{target['metadata']['name']}")
-    return follow(cluster, target, console, interval, timeout)
+    return follow_all(cluster, ours, console, interval, timeout)
 
 
-__all__ = ["KINDS", "follow", "logs", "rerun", "set_spec", "submit", "watch"]
+__all__ = ["KINDS", "follow", "follow_all", "logs", "rerun", "set_spec", "submit", "watch"]

@@ -16,7 +16,7 @@ from workunits.settings import Settings
 def _cmd_run(args: argparse.Namespace) -> int:
     from workunits.handlers.operator import run
 
-    settings = Settings()
+    settings, unreadable = Settings.from_environment()
     if args.namespace:
         settings.namespaces = [n for part in args.namespace for n in part.split(",") if n]
     if args.all_namespaces:
@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings.events = False
     if args.leader_elect:
         settings.leader_elect = True
-    problems = settings.problems()
+    problems = unreadable + settings.problems()
     if problems:
         for problem in problems:
             sys.stderr.write(f"error: {problem}\n")
@@ -248,7 +248,13 @@ def _work_commands(sub: Any) -> None:
         "submit", parents=[common], help="create the objects of a manifest (and watch them)"
     )
     submit.add_argument("file", metavar="FILE", help="a YAML manifest, or - for stdin")
-    submit.add_argument("-w", "--watch", action="store_true", help="then watch it to its end")
+    submit.add_argument(
+        "-w",
+        "--watch",
+        action="store_true",
+        help="then follow every WorkJob and WorkUnit it created until all have ended: "
+        "exit 0 if all succeeded, 1 if not",
+    )
     _watch_flags(submit)
     submit.set_defaults(func=_cmd_submit)
 
