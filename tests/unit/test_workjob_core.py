@@ -93,6 +93,10 @@ class Sim:
         self.hidden: set[str] = set()  # created, but not yet seen by the "cache"
         self.events: list[Event] = []
 
+    def edit(self, changes: dict[str, Any]) -> None:
+        """Change the WorkJob's spec, as a person would."""
+        self.job = self.job.model_copy(update={"spec": self.job.spec.model_copy(update=changes)})
+
     def step(self, dt: float = 1) -> JobDecision:
         self.now += dt
         seen = [u for n, u in self.units.items() if n not in self.hidden]
@@ -585,7 +589,7 @@ def test_the_eta_of_a_rerun_leaves_out_the_time_the_workjob_sat_finished() -> No
     sim.finish()
     sim.step(10)  # t=11: 4 succeeded, 2 failed, within the budget
     assert sim.job.status.phase is Phase.SUCCEEDED
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    sim.edit({"rerun": 1})
     sim.step(3600)  # t=3611: re-run an hour later
     assert sim.job.status.phase is Phase.RUNNING
     assert sim.job.status.held_seconds == 3600
@@ -601,7 +605,7 @@ def test_rerun_of_a_failed_job_runs_cancelled_and_never_created_units() -> None:
     sim.step()
     sim.step()  # the running ones end Cancelled
     assert sim.job.status.phase is Phase.FAILED and sim.task("t").cancelled == [[1, 3]]
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    sim.edit({"rerun": 1})
     done = sim.run()
     assert done.status.phase is Phase.SUCCEEDED and done.status.counts.succeeded == 5
     assert [c.name for c in sim.created[3:]] == [
@@ -617,14 +621,14 @@ def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 6}}}], parallelism=3))
     sim.step()
     sim.finish(1)
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": True})})
+    sim.edit({"cancel": True})
     sim.step()
     sim.finish()  # the two running units end Cancelled
     sim.step()
     assert sim.job.status.phase is Phase.CANCELLED and sim.task("t").cancelled == [[1, 3]]
 
     # Raised with spec.cancel still true: nothing is deleted or created, and it says why.
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    sim.edit({"rerun": 1})
     d = sim.step()
     assert of(d, DeleteUnit) == [] and creates(d) == []
     assert sim.job.status.phase is Phase.CANCELLED and sim.job.status.rerun == 0
@@ -634,7 +638,7 @@ def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
     assert of(sim.step(), Event) == [], "said once"
 
     # Cleared: the pending re-run runs the cancelled units and those never created.
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": False})})
+    sim.edit({"cancel": False})
     done = sim.run()
     assert done.status.phase is Phase.SUCCEEDED and done.status.rerun == 1
     assert done.status.counts.succeeded == 6 and done.status.counts.not_run == 0
@@ -650,7 +654,7 @@ def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
 def test_rerun_while_running_waits_for_the_end() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 2}}}]))
     sim.step()
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"rerun": 1})})
+    sim.edit({"rerun": 1})
     sim.step()
     assert sim.job.status.rerun == 0
 
@@ -662,7 +666,7 @@ def test_cancel_cancels_every_unfinished_unit() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10}}}], parallelism=3))
     sim.step()
     sim.finish(1)
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": True})})
+    sim.edit({"cancel": True})
     d = sim.step()
     assert sim.job.status.phase is Phase.CANCELLED
     assert sorted(a.name for a in of(d, CancelUnit)) == ["wj-t-1", "wj-t-2"]
@@ -728,7 +732,7 @@ def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
     sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10}}}], parallelism=3))
     sim.step()
     sim.finish(1)
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"cancel": True})})
+    sim.edit({"cancel": True})
     sim.step()
     sim.finish()  # the two running units end Cancelled
     sim.step()
@@ -755,11 +759,9 @@ def test_suspend_holds_new_units_and_resume_goes_on() -> None:
     sim = Sim(job)
     assert creates(sim.step()) == []
     assert sim.job.status.phase is Phase.PENDING and sim.job.status.reason == "Suspended"
-    sim.job = sim.job.model_copy(
-        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
-    )
+    sim.edit({"suspend": False})
     assert creates(sim.step()) == ["wj-t-0", "wj-t-1"]
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.edit({"suspend": True})
     sim.finish()
     assert creates(sim.step()) == [], "running ones finish, no new ones start"
     assert sim.job.status.counts.succeeded == 2
@@ -771,7 +773,7 @@ def test_a_suspended_workjob_says_so_and_promises_no_eta() -> None:
     sim.finish()
     sim.step()  # 2 of 6 done, 2 running: an ETA from the pace so far
     assert sim.job.status.eta is not None
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.edit({"suspend": True})
     sim.step()
     status = sim.job.status
     assert (status.phase, status.reason) == (Phase.RUNNING, "Suspended"), "running ones go on"
@@ -781,9 +783,7 @@ def test_a_suspended_workjob_says_so_and_promises_no_eta() -> None:
     status = sim.job.status
     assert (status.phase, status.reason, status.progress) == (Phase.PENDING, "Suspended", "4/6")
     assert status.eta is None
-    sim.job = sim.job.model_copy(
-        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
-    )
+    sim.edit({"suspend": False})
     sim.step()
     assert sim.job.status.reason is None and sim.job.status.eta is not None
 
@@ -793,14 +793,12 @@ def test_the_eta_after_a_resume_leaves_out_the_time_it_was_held() -> None:
     sim.step()  # t=1: two units start
     sim.finish()
     sim.step(10)  # t=11: 2 of 6 done in 10s
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.edit({"suspend": True})
     sim.finish()
     sim.step()  # t=12: 4 of 6 done in 11s, nothing runs: held from here
     assert sim.job.status.phase is Phase.PENDING
     sim.step(3600)  # t=3612: still held
-    sim.job = sim.job.model_copy(
-        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
-    )
+    sim.edit({"suspend": False})
     sim.step(1)  # t=3613: resumed after 3601s held; 11s of running for 4 units
     assert sim.job.status.held_seconds == 3601 and sim.job.status.held_since is None
     assert sim.job.status.eta == format_time(at(3613 + 6)), "2 left at 4 per 11s: 6s"
@@ -814,7 +812,7 @@ def test_a_suspended_workjobs_tasks_run_only_while_their_units_do() -> None:
     sim = Sim(workjob(tasks, parallelism=2))
     sim.step()
     sim.finish(1)  # a's unit ends, b's goes on
-    sim.job = sim.job.model_copy(update={"spec": sim.job.spec.model_copy(update={"suspend": True})})
+    sim.edit({"suspend": True})
     sim.step()
     phases = {t.name: t.phase for t in sim.job.status.tasks}
     assert sim.job.status.phase is Phase.RUNNING
@@ -824,9 +822,7 @@ def test_a_suspended_workjobs_tasks_run_only_while_their_units_do() -> None:
     phases = {t.name: t.phase for t in sim.job.status.tasks}
     assert sim.job.status.phase is Phase.PENDING
     assert phases == {"a": Phase.PENDING, "b": Phase.PENDING}, "none runs while it is held"
-    sim.job = sim.job.model_copy(
-        update={"spec": sim.job.spec.model_copy(update={"suspend": False})}
-    )
+    sim.edit({"suspend": False})
     sim.step()
     phases = {t.name: t.phase for t in sim.job.status.tasks}
     assert sim.job.status.phase is Phase.RUNNING
