@@ -617,14 +617,21 @@ def test_rerun_of_a_failed_job_runs_cancelled_and_never_created_units() -> None:
     ]
 
 
-def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
-    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 6}}}], parallelism=3))
+def cancelled_after_one(end: int) -> Sim:
+    """A WorkJob of ``end`` units, three at once, cancelled once unit 0 succeeded: units 1
+    and 2 end Cancelled, the rest are never created."""
+    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": end}}}], parallelism=3))
     sim.step()
     sim.finish(1)
     sim.edit({"cancel": True})
     sim.step()
     sim.finish()  # the two running units end Cancelled
     sim.step()
+    return sim
+
+
+def test_rerun_of_a_cancelled_job_waits_for_cancel_to_be_cleared() -> None:
+    sim = cancelled_after_one(6)
     assert sim.job.status.phase is Phase.CANCELLED and sim.task("t").cancelled == [[1, 3]]
 
     # Raised with spec.cancel still true: nothing is deleted or created, and it says why.
@@ -729,13 +736,7 @@ def test_a_task_that_finished_clean_is_succeeded_when_another_fails_the_workjob(
 
 
 def test_a_cancelled_workjob_counts_units_never_created_as_not_run() -> None:
-    sim = Sim(workjob([{"name": "t", "generator": {"range": {"end": 10}}}], parallelism=3))
-    sim.step()
-    sim.finish(1)
-    sim.edit({"cancel": True})
-    sim.step()
-    sim.finish()  # the two running units end Cancelled
-    sim.step()
+    sim = cancelled_after_one(10)
     counts = sim.job.status.counts
     assert (counts.succeeded, counts.cancelled, counts.not_run) == (1, 2, 7)
     assert sim.job.status.progress == "3/10"

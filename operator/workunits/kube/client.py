@@ -302,16 +302,23 @@ class Kube:
             "data": data,
         }
 
-    async def _create_config_map(self, namespace: str, body: dict[str, Any]) -> dict[str, str]:
-        created = await self._request(
-            "create",
+    async def _config_map_call(
+        self, verb: str, method: str, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, str]:
+        """One write of a ConfigMap; its data as the server then holds it."""
+        path = f"/api/v1/namespaces/{namespace}/configmaps"
+        if method != "POST":
+            path += f"/{quote(name)}"
+        answer = await self._request(
+            verb,
             "configmaps",
-            f"create ConfigMap {namespace}/{body['metadata']['name']}",
-            "POST",
-            f"/api/v1/namespaces/{namespace}/configmaps",
+            f"{verb} ConfigMap {namespace}/{name}",
+            method,
+            path,
             body,
+            content_type=MERGE_PATCH if method == "PATCH" else "application/json",
         )
-        data: dict[str, str] = created.get("data") or {}
+        data: dict[str, str] = answer.get("data") or {}
         return data
 
     async def put_config_map(
@@ -325,20 +332,11 @@ class Kube:
         """Create or replace a ConfigMap owned by ``owner``; its data as stored."""
         body = self._config_map_body(namespace, name, data, owner, labels)
         try:
-            return await self._create_config_map(namespace, body)
+            return await self._config_map_call("create", "POST", namespace, name, body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-        replaced = await self._request(
-            "update",
-            "configmaps",
-            f"replace ConfigMap {namespace}/{name}",
-            "PUT",
-            f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
-            body,
-        )
-        stored: dict[str, str] = replaced.get("data") or {}
-        return stored
+        return await self._config_map_call("update", "PUT", namespace, name, body)
 
     async def merge_config_map(
         self,
@@ -350,32 +348,20 @@ class Kube:
     ) -> dict[str, str]:
         """Merge ``data`` into a ConfigMap owned by ``owner``, creating it when missing.
         Returns all its data as stored, the keys others wrote included."""
-
-        async def patch() -> dict[str, str]:
-            patched = await self._request(
-                "patch",
-                "configmaps",
-                f"patch ConfigMap {namespace}/{name}",
-                "PATCH",
-                f"/api/v1/namespaces/{namespace}/configmaps/{quote(name)}",
-                {"data": data},
-                content_type=MERGE_PATCH,
-            )
-            stored: dict[str, str] = patched.get("data") or {}
-            return stored
-
+        patch = {"data": data}
         try:
-            return await patch()
+            return await self._config_map_call("patch", "PATCH", namespace, name, patch)
         except ApiError as exc:
             if exc.status != 404:
                 raise
         body = self._config_map_body(namespace, name, data, owner, labels)
         try:
-            return await self._create_config_map(namespace, body)
+            return await self._config_map_call("create", "POST", namespace, name, body)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-        return await patch()  # created meanwhile: merge into it, never replace it
+        # Created meanwhile: merge into it, never replace it.
+        return await self._config_map_call("patch", "PATCH", namespace, name, patch)
 
     async def read_config_map(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._request(
